@@ -1,0 +1,190 @@
+"""Process settings (environment) and the canary policy (a YAML file; defaults are the seed's numbers)."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.model import Thresholds
+from bot.units import Duration, Percent
+
+
+class Settings(BaseSettings):
+    """Everything the process reads from its environment."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
+
+    policy_file: Path | None = Field(default=None, validation_alias="CANARY_POLICY_FILE")
+    store_url: str = Field(default="sqlite:///canary-bot.db", validation_alias="CANARY_STORE_URL")
+    aws_region: str = Field(
+        default="us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
+    )
+    # boto3 reads AWS_ENDPOINT_URL itself; kept here so the demo and `status` can show it.
+    aws_endpoint_url: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL")
+    actor: str = Field(
+        default_factory=lambda: os.environ.get("USER") or "cli", validation_alias="CANARY_ACTOR"
+    )
+    # Slack (used by `serve`)
+    slack_bot_token: str | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: str | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")
+    slack_app_token: str | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
+    slack_api_url: str | None = Field(default=None, validation_alias="SLACK_API_URL")
+    port: int = Field(default=3000, validation_alias="PORT")
+    # Alarm intake
+    alarm_topic_arn: str | None = Field(default=None, validation_alias="CANARY_ALARM_TOPIC_ARN")
+    alarm_queue_url: str | None = Field(default=None, validation_alias="CANARY_ALARM_QUEUE_URL")
+    sns_allowed_topics: str = Field(default="", validation_alias="CANARY_SNS_ALLOWED_TOPICS")
+
+    def allowed_topics(self) -> set[str]:
+        topics = {t.strip() for t in self.sns_allowed_topics.split(",") if t.strip()}
+        if self.alarm_topic_arn:
+            topics.add(self.alarm_topic_arn)
+        return topics
+
+
+class StatisticalCheck(BaseModel):
+    """Mann-Whitney U on per-minute series of canary vs stable (as Kayenta does)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = False
+    confidence: float = Field(default=0.98, gt=0, lt=1)
+
+
+class CanaryDefaults(BaseModel):
+    """Every knob of a canary; the defaults are the seed runbook's numbers."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    steps: tuple[Percent, ...] = (0.05,)
+    soak: Duration = timedelta(hours=1)
+    report_every: Duration = timedelta(minutes=15)
+    period: Duration = timedelta(minutes=5)
+    evaluation_periods: int = Field(default=2, ge=1)
+    min_invocations: int = Field(default=200, ge=0)
+    on_breach: Literal["rollback", "alert"] = "rollback"
+    approval_timeout: Duration = timedelta(minutes=30)
+    on_approval_timeout: Literal["rollback", "hold"] = "rollback"
+    auto_promote: bool = False
+    two_person_rule: bool = True
+    watch_after_promote: Duration = timedelta(hours=24)
+    thresholds: Thresholds = Thresholds()
+    statistical: StatisticalCheck = StatisticalCheck()
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_rise_inside_0_100(cls, steps: tuple[float, ...]) -> tuple[float, ...]:
+        if not steps:
+            raise ValueError("needs at least one step")
+        for weight in steps:
+            if not 0 < weight < 1:
+                raise ValueError("each step must be strictly between 0% and 100%")
+        if list(steps) != sorted(set(steps)):
+            raise ValueError("steps must rise (e.g. [5%, 25%, 50%])")
+        return steps
+
+
+class FunctionPolicy(CanaryDefaults):
+    """Resolved policy of one function: defaults with its overrides applied."""
+
+    alias: str = "production"
+    channel: str | None = None
+    approvers: tuple[str, ...] = ()  # Slack user IDs (U…/W…) or user-group IDs (S…)
+    allowed_channels: tuple[str, ...] = ()  # empty = the function's channel only (or any, if no channel)
+    log_group: str | None = None
+    cache_query: str | None = None
+    service_name: str | None = None  # human name for messages ("LEGO API")
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    functions: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    def for_function(self, function: str) -> FunctionPolicy | None:
+        """The merged policy, or None when the function is not listed."""
+        if function not in self.functions:
+            return None
+        merged = _deep_merge(self.defaults, self.functions[function] or {})
+        return FunctionPolicy.model_validate(merged)
+
+    def function_names(self) -> list[str]:
+        return sorted(self.functions)
+
+
+class PolicyError(Exception):
+    """A policy file that cannot be used; str() names the file, the key path and the reason."""
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+# The seed runbook as a policy: used when CANARY_POLICY_FILE is not set.
+EMBEDDED_POLICY: dict[str, Any] = {
+    "defaults": {},
+    "functions": {
+        "production-lego-api": {
+            "alias": "production",
+            "channel": "#deploys",
+            "approvers": ["S0SREONCALL"],
+            "log_group": "/aws/lambda/production-lego-api",
+            "service_name": "LEGO API",
+        }
+    },
+}
+
+
+def load_policy(path: Path | None) -> Policy:
+    """Load and fully validate a policy (every function resolved once), or raise PolicyError."""
+    source = "embedded default policy"
+    if path is None:
+        raw: Any = EMBEDDED_POLICY
+    else:
+        source = str(path)
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except OSError as exc:
+            raise PolicyError(f"{source}: cannot read: {exc.strerror or exc}") from exc
+        except yaml.YAMLError as exc:
+            raise PolicyError(f"{source}: not valid YAML: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise PolicyError(f"{source}: (top level): expected a mapping with 'defaults' and 'functions'")
+    try:
+        policy = Policy.model_validate(raw)
+    except ValidationError as exc:
+        raise PolicyError(_explain(source, exc, prefix=())) from exc
+    try:
+        CanaryDefaults.model_validate(policy.defaults)
+    except ValidationError as exc:
+        raise PolicyError(_explain(source, exc, prefix=("defaults",))) from exc
+    for name in policy.function_names():
+        try:
+            policy.for_function(name)
+        except ValidationError as exc:
+            raise PolicyError(_explain(source, exc, prefix=("functions", name))) from exc
+    return policy
+
+
+def _explain(source: str, exc: ValidationError, prefix: tuple[str, ...]) -> str:
+    first = exc.errors()[0]
+    loc = tuple(str(part) for part in first["loc"])
+    path = ".".join(prefix + loc) or "(top level)"
+    reason = first["msg"]
+    if first["type"] == "extra_forbidden":
+        reason = "unknown key (misspelt?)"
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{source}: {path}: {reason}{more}"

@@ -1,0 +1,188 @@
+"""The small interfaces the service talks to. Each has a real adapter and an in-memory fake.
+
+Errors are part of the contract: adapters translate AWS errors into the exceptions below, so the
+service never sees botocore.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from bot.model import AliasState, AuditRecord, Deployment, PeriodFigures
+
+
+# ---------------------------------------------------------------- errors
+class CanaryError(Exception):
+    """Base of every error the bot explains to a person."""
+
+
+class NotFound(CanaryError):
+    """A function, alias or version does not exist."""
+
+
+class FunctionNotFound(NotFound):
+    pass
+
+
+class AliasNotFound(NotFound):
+    pass
+
+
+class VersionNotFound(NotFound):
+    pass
+
+
+class AliasDrift(CanaryError):
+    """The alias changed under us (RevisionId mismatch): nothing was written, nothing is retried."""
+
+
+class PublishConflict(CanaryError):
+    """$LATEST changed between our configuration update and the publish: nothing was published."""
+
+
+class AwsFailure(CanaryError):
+    """AWS refused or failed a call for a reason other than the above (throttling after retries, access...)."""
+
+
+class LiveDeploymentExists(CanaryError):
+    """The store already holds a live deployment for this function:alias."""
+
+
+class StaleDeployment(CanaryError):
+    """Someone saved the deployment since we read it (optimistic concurrency)."""
+
+
+# ---------------------------------------------------------------- traffic
+class PublishedVersion(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    function: str
+    version: str
+    code_sha256: str
+    description: str = ""
+
+
+class TrafficPort(Protocol):
+    """Lambda alias routing. Every write is guarded by the RevisionId the caller read."""
+
+    def get_alias(self, function: str, alias: str) -> AliasState:
+        """Raises FunctionNotFound / AliasNotFound."""
+        ...
+
+    def version_exists(self, function: str, version: str) -> bool:
+        """Raises FunctionNotFound."""
+        ...
+
+    def update_routing(
+        self, function: str, alias: str, *, version: str, weights: Mapping[str, float], revision_id: str
+    ) -> AliasState:
+        """One UpdateAlias with RevisionId=revision_id. weights={} clears the routing config.
+
+        Raises AliasDrift when the alias's RevisionId is no longer revision_id (nothing written).
+        """
+        ...
+
+    def publish_version(
+        self,
+        function: str,
+        *,
+        set_env: Mapping[str, str],
+        unset_env: Sequence[str],
+        description: str,
+    ) -> PublishedVersion:
+        """Update $LATEST's environment, wait for the update, publish guarded by CodeSha256 and RevisionId."""
+        ...
+
+
+# ---------------------------------------------------------------- metrics
+class WindowRequest(BaseModel):
+    """Figures wanted for one deployment: both versions, per period, over [start, end)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    deployment_id: str
+    function: str
+    alias: str
+    canary_version: str
+    stable_version: str
+    start: datetime
+    end: datetime
+    period_seconds: int = 300
+    log_group: str | None = None
+    cache_query: str | None = None  # Logs Insights query; None = the default seed query
+
+
+class MetricsPort(Protocol):
+    def fetch(self, requests: Sequence[WindowRequest]) -> dict[str, list[PeriodFigures]]:
+        """Per deployment id, one PeriodFigures per period (oldest first). One GetMetricData round for all."""
+        ...
+
+
+# ---------------------------------------------------------------- alarms
+class AlarmsPort(Protocol):
+    def create_canary_alarms(self, deployment: Deployment, *, topic_arn: str | None) -> list[str]:
+        """Create the canary's alarms; return their names."""
+        ...
+
+    def delete_alarms(self, names: Sequence[str]) -> None: ...
+
+    def alarms_in_alarm(self, function: str) -> list[str]:
+        """Names of alarms about this function currently in ALARM."""
+        ...
+
+    def put_dashboard(self, deployment: Deployment) -> str:
+        """Create or update the deployment's dashboard; return its console URL."""
+        ...
+
+
+# ---------------------------------------------------------------- store
+class StorePort(Protocol):
+    def create(self, deployment: Deployment) -> Deployment:
+        """Insert. Raises LiveDeploymentExists if a live one holds the same function:alias."""
+        ...
+
+    def save(self, deployment: Deployment) -> Deployment:
+        """Update when deployment.revision matches the stored one; returns it with revision + 1.
+
+        Raises StaleDeployment otherwise, and LiveDeploymentExists if it would make a second live one.
+        """
+        ...
+
+    def get(self, deployment_id: str) -> Deployment | None: ...
+
+    def live_for(self, function: str, alias: str) -> Deployment | None: ...
+
+    def list_live(self) -> list[Deployment]: ...
+
+    def history(self, function: str, alias: str | None = None, limit: int = 20) -> list[Deployment]:
+        """Newest first."""
+        ...
+
+    def append_audit(self, record: AuditRecord) -> None: ...
+
+    def audit_for(self, deployment_id: str) -> list[AuditRecord]:
+        """Oldest first."""
+        ...
+
+    def claim(self, key: str, now: datetime) -> bool:
+        """Idempotency: True the first time a key is claimed, False ever after."""
+        ...
+
+    def save_figures(self, deployment_id: str, figures: Sequence[PeriodFigures]) -> None:
+        """Upsert figures by period start."""
+        ...
+
+    def figures_for(self, deployment_id: str) -> list[PeriodFigures]:
+        """Oldest first."""
+        ...
+
+
+# ---------------------------------------------------------------- clock
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Timezone-aware UTC."""
+        ...
