@@ -86,6 +86,7 @@ class Deployment(BaseModel):
     soak: timedelta  # soak of each step
     state: State = State.PLANNED
     held_from: State | None = None  # where `resume` returns to
+    held_at: datetime | None = None  # when the hold began; `resume` adds the time held to the clocks
     created_by: str
     created_at: datetime
     updated_at: datetime

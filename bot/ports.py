@@ -12,7 +12,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from bot.model import AliasState, AuditRecord, Deployment, PeriodFigures
+from bot.model import AliasState, AuditRecord, Deployment, PeriodFigures, Thresholds
 
 
 # ---------------------------------------------------------------- errors
@@ -46,6 +46,10 @@ class PublishConflict(CanaryError):
 
 class AwsFailure(CanaryError):
     """AWS refused or failed a call for a reason other than the above (throttling after retries, access...)."""
+
+
+class InvalidChange(CanaryError, ValueError):
+    """A requested routing or configuration change is malformed; refused before any call to AWS."""
 
 
 class LiveDeploymentExists(CanaryError):
@@ -124,18 +128,39 @@ class MetricsPort(Protocol):
 
 # ---------------------------------------------------------------- alarms
 class AlarmsPort(Protocol):
-    def create_canary_alarms(self, deployment: Deployment, *, topic_arn: str | None) -> list[str]:
-        """Create the canary's alarms; return their names."""
+    def create_canary_alarms(
+        self,
+        deployment: Deployment,
+        *,
+        topic_arn: str | None,
+        thresholds: Thresholds,
+        period_seconds: int = 300,
+        evaluation_periods: int = 2,
+    ) -> list[str]:
+        """Create the canary's alarms (a metric whose threshold is None gets none); return their names."""
         ...
 
     def delete_alarms(self, names: Sequence[str]) -> None: ...
+
+    def delete_canary_alarms(self, deployment: Deployment) -> None:
+        """Delete the alarms create_canary_alarms made for this deployment (gone already is fine)."""
+        ...
 
     def alarms_in_alarm(self, function: str) -> list[str]:
         """Names of alarms about this function currently in ALARM."""
         ...
 
-    def put_dashboard(self, deployment: Deployment) -> str:
-        """Create or update the deployment's dashboard; return its console URL."""
+    def put_dashboard(
+        self, deployment: Deployment, *, thresholds: Thresholds | None = None, log_group: str | None = None
+    ) -> str:
+        """Create or update the deployment's dashboard; return its console URL.
+
+        thresholds draws the rollback lines; log_group defaults to /aws/lambda/<function>.
+        """
+        ...
+
+    def delete_dashboard(self, deployment: Deployment) -> None:
+        """Remove the deployment's dashboard; one already gone is fine."""
         ...
 
 
@@ -169,7 +194,11 @@ class StorePort(Protocol):
         ...
 
     def claim(self, key: str, now: datetime) -> bool:
-        """Idempotency: True the first time a key is claimed, False ever after."""
+        """Idempotency: True the first time a key is claimed, False ever after (until released)."""
+        ...
+
+    def release(self, key: str) -> None:
+        """Undo a claim whose work failed, so a retry of the same message or click can run."""
         ...
 
     def save_figures(self, deployment_id: str, figures: Sequence[PeriodFigures]) -> None:

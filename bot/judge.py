@@ -1,0 +1,398 @@
+"""Judging a canary: each period against the threshold table, then what to do next.
+
+Pure: figures, thresholds, policy and `now` in; verdicts and a decision out. The service fetches the figures,
+calls `judge_period` for every complete period of the current step and `decide` on the result.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.config import FunctionPolicy
+from bot.model import Deployment, PeriodFigures, State, Thresholds, VersionFigures
+from bot.units import format_duration, format_percent
+
+Comparison = Literal["max", "min"]
+Unit = Literal["%", "ms", "x"]
+
+# Fewer points than this in either series and Mann-Whitney says nothing useful.
+MIN_SERIES_POINTS = 5
+# Share of a soak's periods that must pass before a step counts as soaked.
+SOAK_EVIDENCE_SHARE = (4, 5)
+
+
+class Outcome(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    NO_DATA = "no_data"
+
+
+class MetricVerdict(BaseModel):
+    """One metric of one period: canary beside stable, and the threshold it was held to."""
+
+    model_config = ConfigDict(frozen=True)
+
+    metric: str
+    label: str
+    outcome: Outcome
+    canary: float | None
+    stable: float | None
+    threshold: float
+    comparison: Comparison  # "max": fail above threshold; "min": fail below
+    unit: Unit
+
+    @property
+    def value(self) -> float | None:
+        """The figure held against the threshold (for relative metrics, derived from both versions)."""
+        return _RELATIVE[self.metric](self.canary, self.stable) if self.metric in _RELATIVE else self.canary
+
+    def describe(self) -> str:
+        """'error rate 2.5% > 0.1%', 'cache hit rate 72% < 80%', or 'p95 no data'."""
+        name = _PHRASES.get(self.metric, self.label)
+        value = self.value
+        if value is None or math.isnan(value):
+            return f"{name} no data"
+        shown, limit = _format_pair(value, self.threshold, self.unit)
+        # The sign states the figures, not the outcome: a low-traffic NO_DATA period may read "4% > 0.1%".
+        beyond = _against(value, self.threshold, self.comparison) is Outcome.FAIL
+        signs = {"max": (">", "≤"), "min": ("<", "≥")}[self.comparison]
+        sign = signs[0] if beyond else signs[1]
+        return f"{name} {shown} {sign} {limit}"
+
+
+class PeriodVerdict(BaseModel):
+    """One evaluation period [start, end) judged."""
+
+    model_config = ConfigDict(frozen=True)
+
+    start: datetime
+    end: datetime
+    outcome: Outcome
+    metrics: list[MetricVerdict]
+    canary_invocations: int
+    reason: str
+
+    @property
+    def failing(self) -> list[MetricVerdict]:
+        return [m for m in self.metrics if m.outcome is Outcome.FAIL]
+
+
+# ---------------------------------------------------------------- one period
+@dataclass(frozen=True, slots=True)
+class _Check:
+    metric: str
+    label: str
+    comparison: Comparison
+    unit: Unit
+    limit: Callable[[Thresholds], float | None]
+    canary: Callable[[VersionFigures], float | None]
+
+
+_ABSOLUTE_CHECKS: tuple[_Check, ...] = (
+    _Check("error_rate", "errors", "max", "%", lambda t: t.error_rate, lambda v: v.error_rate),
+    _Check("p95_ms", "p95", "max", "ms", lambda t: t.p95_ms, lambda v: v.p95_ms),
+    _Check("p99_ms", "p99", "max", "ms", lambda t: t.p99_ms, lambda v: v.p99_ms),
+    _Check("cache_hit_rate", "cache hit", "min", "%", lambda t: t.cache_hit_rate, lambda v: v.cache_hit_rate),
+    _Check(
+        "cache_miss_p95_ms",
+        "cache-miss p95",
+        "max",
+        "ms",
+        lambda t: t.cache_miss_p95_ms,
+        lambda v: v.cache_miss_p95_ms,
+    ),
+)
+
+
+def _increase(canary: float | None, stable: float | None) -> float | None:
+    return canary - stable if canary is not None and stable is not None else None
+
+
+def _ratio(canary: float | None, stable: float | None) -> float | None:
+    return canary / stable if canary is not None and stable else None
+
+
+# Relative metrics: how the judged value comes from canary and stable.
+_RELATIVE: dict[str, Callable[[float | None, float | None], float | None]] = {
+    "error_rate_increase": _increase,
+    "p95_ratio": _ratio,
+}
+
+# How a metric reads inside a sentence (labels are the short column names of the soak report).
+_PHRASES = {
+    "error_rate": "error rate",
+    "cache_hit_rate": "cache hit rate",
+    "error_rate_increase": "error rate increase over stable",
+    "p95_ratio": "p95 vs stable",
+}
+
+
+def judge_period(figures: PeriodFigures, thresholds: Thresholds, *, min_invocations: int) -> PeriodVerdict:
+    """Judge one period. Too little canary traffic makes the whole period NO_DATA, never PASS or FAIL."""
+    invocations = figures.canary.invocations
+    enough_traffic = invocations >= min_invocations
+    metrics = [
+        verdict
+        for verdict in (*_absolute(figures, thresholds), *_relative(figures, thresholds))
+        if verdict is not None
+    ]
+    if not enough_traffic:
+        # Keep the figures for the report, but a handful of calls proves nothing either way.
+        metrics = [m.model_copy(update={"outcome": Outcome.NO_DATA}) for m in metrics]
+    failing = [m for m in metrics if m.outcome is Outcome.FAIL]
+    if failing:
+        outcome, reason = Outcome.FAIL, failing[0].describe()
+    elif not enough_traffic:
+        outcome, reason = Outcome.NO_DATA, f"{_count(invocations)} invocations < {_count(min_invocations)}"
+    elif all(m.outcome is Outcome.NO_DATA for m in metrics):
+        outcome, reason = Outcome.NO_DATA, "no datapoints for any judged metric"
+    else:
+        outcome, reason = Outcome.PASS, "all within thresholds"
+    return PeriodVerdict(
+        start=figures.start,
+        end=figures.end,
+        outcome=outcome,
+        metrics=metrics,
+        canary_invocations=round(invocations),
+        reason=reason,
+    )
+
+
+def _absolute(figures: PeriodFigures, thresholds: Thresholds) -> list[MetricVerdict | None]:
+    out: list[MetricVerdict | None] = []
+    for check in _ABSOLUTE_CHECKS:
+        limit = check.limit(thresholds)
+        if limit is None:
+            out.append(None)
+            continue
+        canary = check.canary(figures.canary)
+        out.append(
+            MetricVerdict(
+                metric=check.metric,
+                label=check.label,
+                outcome=_against(canary, limit, check.comparison),
+                canary=canary,
+                stable=check.canary(figures.stable),
+                threshold=limit,
+                comparison=check.comparison,
+                unit=check.unit,
+            )
+        )
+    return out
+
+
+def _relative(figures: PeriodFigures, thresholds: Thresholds) -> list[MetricVerdict | None]:
+    out: list[MetricVerdict | None] = []
+    pairs: tuple[tuple[str, str, Unit, float | None, float | None, float | None], ...] = (
+        (
+            "error_rate_increase",
+            "errors vs stable",
+            "%",
+            thresholds.max_error_rate_increase,
+            figures.canary.error_rate,
+            figures.stable.error_rate,
+        ),
+        (
+            "p95_ratio",
+            "p95 vs stable",
+            "x",
+            thresholds.max_p95_ratio,
+            figures.canary.p95_ms,
+            figures.stable.p95_ms,
+        ),
+    )
+    for metric, label, unit, limit, canary, stable in pairs:
+        if limit is None:
+            out.append(None)
+            continue
+        out.append(
+            MetricVerdict(
+                metric=metric,
+                label=label,
+                outcome=_against(_RELATIVE[metric](canary, stable), limit, "max"),
+                canary=canary,
+                stable=stable,
+                threshold=limit,
+                comparison="max",
+                unit=unit,
+            )
+        )
+    return out
+
+
+def _against(value: float | None, limit: float, comparison: Comparison) -> Outcome:
+    if value is None or math.isnan(value):
+        return Outcome.NO_DATA
+    breached = value > limit if comparison == "max" else value < limit
+    return Outcome.FAIL if breached else Outcome.PASS
+
+
+# ---------------------------------------------------------------- statistics
+def compare_series(
+    canary: Sequence[float],
+    stable: Sequence[float],
+    *,
+    confidence: float,
+    worse: Literal["higher", "lower"] = "higher",
+) -> Outcome:
+    """Is the canary's per-minute series worse than stable's? One-sided Mann-Whitney U, as Kayenta does.
+
+    FAIL when p < 1 - confidence. `worse="lower"` for metrics where less is bad (cache hit rate).
+    Missing points (NaN) are dropped; fewer than MIN_SERIES_POINTS on either side is NO_DATA.
+    """
+    from scipy.stats import mannwhitneyu  # heavy import, only paid when the statistical check is on
+
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be strictly between 0 and 1, got {confidence}")
+    canary_points = [x for x in canary if not math.isnan(x)]
+    stable_points = [x for x in stable if not math.isnan(x)]
+    if min(len(canary_points), len(stable_points)) < MIN_SERIES_POINTS:
+        return Outcome.NO_DATA
+    alternative = "greater" if worse == "higher" else "less"
+    p_value = float(mannwhitneyu(canary_points, stable_points, alternative=alternative).pvalue)
+    # NaN p (degenerate input) is no evidence that the canary is worse.
+    return Outcome.FAIL if p_value < 1 - confidence else Outcome.PASS
+
+
+# ---------------------------------------------------------------- decisions
+class DecisionKind(StrEnum):
+    CONTINUE = "continue"
+    ROLLBACK = "rollback"
+    ALERT = "alert"
+    NEXT_STEP = "next_step"
+    AWAIT_APPROVAL = "await_approval"
+    PROMOTE = "promote"
+    INCONCLUSIVE = "inconclusive"
+    APPROVAL_TIMEOUT = "approval_timeout"
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    kind: DecisionKind
+    reason: str
+    action: str | None = None  # APPROVAL_TIMEOUT only: "rollback" or "hold"
+    breach_streak: int = 0
+    failing: list[MetricVerdict] = Field(
+        default_factory=list
+    )  # failing metrics of the last period, for messages
+
+
+_JUDGED_STATES = frozenset({State.CANARY, State.AWAITING_APPROVAL, State.HELD})
+
+
+def decide(
+    d: Deployment, verdicts: Sequence[PeriodVerdict], policy: FunctionPolicy, *, now: datetime
+) -> Decision:
+    """What to do now, given the judged complete periods of the current step (oldest first).
+
+    Periods that began before the step did, or have not ended by `now`, are ignored.
+    """
+    periods = sorted(
+        (v for v in verdicts if (d.step_started_at is None or v.start >= d.step_started_at) and v.end <= now),
+        key=lambda v: v.start,
+    )
+    streak = _trailing_failures(periods)
+    failing = periods[-1].failing if periods else []
+
+    def make(kind: DecisionKind, reason: str, action: str | None = None) -> Decision:
+        return Decision(kind=kind, reason=reason, action=action, breach_streak=streak, failing=failing)
+
+    if d.state not in _JUDGED_STATES:
+        return make(DecisionKind.CONTINUE, f"nothing to judge: deployment is {d.state.value}")
+
+    if streak >= policy.evaluation_periods:
+        reason = f"{periods[-1].reason} for {streak} periods"
+        if d.state is State.HELD or policy.on_breach == "alert":
+            return make(DecisionKind.ALERT, reason)
+        return make(DecisionKind.ROLLBACK, reason)
+
+    if d.state is State.AWAITING_APPROVAL and d.approval_deadline is not None and now >= d.approval_deadline:
+        action = policy.on_approval_timeout
+        reason = f"no approval by {d.approval_deadline:%H:%M} UTC; policy: {action}"
+        return make(DecisionKind.APPROVAL_TIMEOUT, reason, action)
+
+    if d.state is State.CANARY and d.soak_ends_at is not None and now >= d.soak_ends_at:
+        return make(*_end_of_soak(d, periods, policy))
+
+    return make(DecisionKind.CONTINUE, _progress(d, periods, now))
+
+
+def required_passes(d: Deployment, policy: FunctionPolicy) -> int:
+    """PASS periods a step needs: the breach window, or 80% of the whole periods its soak spans, if more."""
+    whole = int(d.soak // policy.period) if policy.period.total_seconds() > 0 else 0
+    share, of = SOAK_EVIDENCE_SHARE
+    return max(policy.evaluation_periods, -(-whole * share // of))  # integer ceiling: no float drift
+
+
+def _end_of_soak(
+    d: Deployment, periods: Sequence[PeriodVerdict], policy: FunctionPolicy
+) -> tuple[DecisionKind, str]:
+    """Soaked when no period failed and enough passed; never promote on too little evidence."""
+    passed = sum(v.outcome is Outcome.PASS for v in periods)
+    failed = sum(v.outcome is Outcome.FAIL for v in periods)
+    needed = required_passes(d, policy)
+    if failed or passed < needed:
+        reason = (
+            f"soak inconclusive: {passed} of {len(periods)} periods passed ({needed} needed), "
+            f"{len(periods) - passed - failed} without enough data, {failed} failed"
+        )
+        return DecisionKind.INCONCLUSIVE, reason
+    reason = (
+        f"soak passed: {passed}/{len(periods)} periods within thresholds "
+        f"at {format_percent(d.weight)} for {format_duration(d.soak)}"
+    )
+    if not d.is_last_step:
+        return DecisionKind.NEXT_STEP, reason
+    if policy.auto_promote:
+        return DecisionKind.PROMOTE, reason
+    return DecisionKind.AWAIT_APPROVAL, reason
+
+
+def _trailing_failures(periods: Sequence[PeriodVerdict]) -> int:
+    streak = 0
+    for verdict in reversed(periods):
+        if verdict.outcome is not Outcome.FAIL:
+            break
+        streak += 1
+    return streak
+
+
+def _progress(d: Deployment, periods: Sequence[PeriodVerdict], now: datetime) -> str:
+    passed = sum(v.outcome is Outcome.PASS for v in periods)
+    if d.state is State.HELD:
+        return f"held; {passed}/{len(periods)} periods passed this step"
+    if d.state is State.AWAITING_APPROVAL:
+        return "waiting for approval"
+    if d.step_started_at is None or d.soak_ends_at is None:
+        return "soaking"
+    elapsed = format_duration(max(now - d.step_started_at, timedelta(0)))
+    total = format_duration(d.soak_ends_at - d.step_started_at)
+    return f"soaking {elapsed} of {total}; {passed}/{len(periods)} periods passed"
+
+
+# ---------------------------------------------------------------- formatting
+def _format_pair(value: float, threshold: float, unit: Unit) -> tuple[str, str]:
+    """Value and threshold as people read them; more digits when the short forms would look equal."""
+    shown, limit = _format(value, unit), _format(threshold, unit)
+    if shown == limit and value != threshold:
+        shown = _format(value, unit, precise=True)
+    return shown, limit
+
+
+def _format(value: float, unit: Unit, *, precise: bool = False) -> str:
+    if unit == "%":
+        return f"{value * 100:.6g}%" if precise else format_percent(value)
+    text = f"{value:.6g}" if precise else f"{value:.1f}".rstrip("0").rstrip(".")
+    return f"{text} ms" if unit == "ms" else f"{text}x"
+
+
+def _count(n: float) -> str:
+    return f"{round(n):,}"
