@@ -1,0 +1,403 @@
+"""StorePort on SQLite: the embedded, durable store (WAL), and with ":memory:" the in-memory fake for tests.
+
+Invariants live in the database, not in Python checks made before a write:
+- a partial unique index allows one live deployment per function:alias;
+- saves are compare-and-set on `revision`;
+- triggers make the audit table append-only;
+- idempotency keys are a primary key claimed with INSERT OR IGNORE.
+
+Threads: the bot calls the store from Slack workers, the scheduler and the alarm poller at once. A file store
+gives each thread its own connection, so SQLite (busy_timeout + BEGIN IMMEDIATE) arbitrates writers exactly
+as it does between processes. ":memory:" is private to one connection, so that store shares a single
+connection behind a lock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel
+
+from bot.model import AuditRecord, Deployment, PeriodFigures
+from bot.ports import LiveDeploymentExists, StaleDeployment
+from bot.store.schema import migrate
+
+MEMORY = ":memory:"
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+_INSERT_DEPLOYMENT = """
+    INSERT INTO deployments (id, function, alias, state, live, created_at, updated_at, revision, body)
+    VALUES (:id, :function, :alias, :state, :live, :created_at, :updated_at, :revision, :body)
+"""
+# Compare-and-set: matches no row unless the stored revision is the one the caller read.
+_UPDATE_DEPLOYMENT_IF_REVISION = """
+    UPDATE deployments
+    SET function = :function, alias = :alias, state = :state, live = :live, created_at = :created_at,
+        updated_at = :updated_at, revision = :revision, body = :body
+    WHERE id = :id AND revision = :expected_revision
+"""
+_HISTORY = """
+    SELECT body FROM deployments
+    WHERE function = :function AND (:alias IS NULL OR alias = :alias)
+    ORDER BY created_at DESC, rowid DESC
+    LIMIT :limit
+"""
+
+
+class SqliteStore:
+    """Deployments, audit log, idempotency keys and metric figures in one SQLite database."""
+
+    def __init__(self, path: str | os.PathLike[str] = MEMORY, *, busy_timeout_s: float = 5.0) -> None:
+        target = os.fspath(path)
+        self._location = target
+        busy_timeout_ms = round(busy_timeout_s * 1000)
+
+        def connect() -> sqlite3.Connection:
+            return _connect(target, busy_timeout_ms)
+
+        self._connections: _Connections
+        if target == MEMORY:
+            self._connections = _SharedConnection(connect())
+        else:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            self._connections = _PerThreadConnections(connect)
+        try:
+            with self._connections.acquire() as conn:
+                if target != MEMORY:
+                    # Persistent in the file: set once here, not per connection.
+                    conn.execute("PRAGMA journal_mode = WAL")
+                self._schema_version = migrate(conn, where=target)
+        except BaseException:
+            self._connections.close()
+            raise
+
+    # ------------------------------------------------------------ lifecycle
+    @property
+    def location(self) -> str:
+        """The database file, or ":memory:"."""
+        return self._location
+
+    @property
+    def schema_version(self) -> int:
+        return self._schema_version
+
+    def close(self) -> None:
+        self._connections.close()
+
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ deployments
+    def create(self, deployment: Deployment) -> Deployment:
+        stored = _in_utc(deployment)
+        try:
+            with self._transaction() as conn:
+                conn.execute(_INSERT_DEPLOYMENT, _deployment_row(stored))
+        except sqlite3.IntegrityError as exc:
+            raise self._explain_conflict(exc, stored) from exc
+        return stored
+
+    def save(self, deployment: Deployment) -> Deployment:
+        stored = _in_utc(deployment).model_copy(update={"revision": deployment.revision + 1})
+        row = _deployment_row(stored) | {"expected_revision": deployment.revision}
+        try:
+            with self._transaction() as conn:
+                updated = conn.execute(_UPDATE_DEPLOYMENT_IF_REVISION, row).rowcount
+                if updated == 0:
+                    current = conn.execute(
+                        "SELECT revision FROM deployments WHERE id = ?", (deployment.id,)
+                    ).fetchone()
+                    raise _stale(deployment, None if current is None else int(current["revision"]))
+        except sqlite3.IntegrityError as exc:
+            raise self._explain_conflict(exc, stored) from exc
+        return stored
+
+    def get(self, deployment_id: str) -> Deployment | None:
+        rows = self._query("SELECT body FROM deployments WHERE id = ?", (deployment_id,))
+        return _load_deployment(rows[0]["body"]) if rows else None
+
+    def live_for(self, function: str, alias: str) -> Deployment | None:
+        rows = self._query(
+            "SELECT body FROM deployments WHERE function = ? AND alias = ? AND live = 1", (function, alias)
+        )
+        return _load_deployment(rows[0]["body"]) if rows else None
+
+    def list_live(self) -> list[Deployment]:
+        """Oldest first."""
+        rows = self._query("SELECT body FROM deployments WHERE live = 1 ORDER BY created_at, rowid")
+        return [_load_deployment(row["body"]) for row in rows]
+
+    def history(self, function: str, alias: str | None = None, limit: int = 20) -> list[Deployment]:
+        """Newest first by created_at (ties: latest inserted first)."""
+        if limit < 1:
+            # SQLite reads a negative LIMIT as "no limit"; refuse rather than return everything.
+            raise ValueError(f"history limit must be at least 1, not {limit}")
+        rows = self._query(_HISTORY, {"function": function, "alias": alias, "limit": limit})
+        return [_load_deployment(row["body"]) for row in rows]
+
+    # ------------------------------------------------------------ audit
+    def append_audit(self, record: AuditRecord) -> None:
+        record = _in_utc(record)
+        plain = record.model_dump(mode="json")
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO audit (deployment_id, at, actor, action, phase, from_state, to_state, reason,"
+                " alias_before, alias_after, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.deployment_id,
+                    _stamp(record.at),
+                    record.actor,
+                    record.action,
+                    record.phase,
+                    plain["from_state"],
+                    plain["to_state"],
+                    record.reason,
+                    _json_or_null(plain["alias_before"]),
+                    _json_or_null(plain["alias_after"]),
+                    json.dumps(plain["detail"]),
+                ),
+            )
+
+    def audit_for(self, deployment_id: str) -> list[AuditRecord]:
+        """Oldest first (in the order appended)."""
+        rows = self._query(
+            "SELECT deployment_id, at, actor, action, phase, from_state, to_state, reason, alias_before,"
+            " alias_after, detail FROM audit WHERE deployment_id = ? ORDER BY id",
+            (deployment_id,),
+        )
+        return [_load_audit(row) for row in rows]
+
+    # ------------------------------------------------------------ idempotency
+    def claim(self, key: str, now: datetime) -> bool:
+        with self._transaction() as conn:
+            inserted = conn.execute(
+                "INSERT OR IGNORE INTO idempotency_keys (key, claimed_at) VALUES (?, ?)",
+                (key, _stamp(_require_aware(now, "claim(now)"))),
+            ).rowcount
+        return inserted == 1
+
+    def release(self, key: str) -> None:
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM idempotency_keys WHERE key = ?", (key,))
+
+    # ------------------------------------------------------------ figures
+    def save_figures(self, deployment_id: str, figures: Sequence[PeriodFigures]) -> None:
+        rows = [(deployment_id, _stamp(f.start), _in_utc(f).model_dump_json()) for f in figures]
+        with self._transaction() as conn:
+            conn.executemany(
+                "INSERT INTO figures (deployment_id, period_start, body) VALUES (?, ?, ?)"
+                " ON CONFLICT (deployment_id, period_start) DO UPDATE SET body = excluded.body",
+                rows,
+            )
+
+    def figures_for(self, deployment_id: str) -> list[PeriodFigures]:
+        """Oldest first."""
+        rows = self._query(
+            "SELECT body FROM figures WHERE deployment_id = ? ORDER BY period_start", (deployment_id,)
+        )
+        return [_in_utc(PeriodFigures.model_validate_json(row["body"])) for row in rows]
+
+    # ------------------------------------------------------------ plumbing
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction. IMMEDIATE takes the write lock up front, so busy_timeout can queue writers;
+        a DEFERRED one upgrading from read to write would fail with SQLITE_BUSY without waiting."""
+        with self._connections.acquire() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        with self._connections.acquire() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def _explain_conflict(self, exc: sqlite3.IntegrityError, deployment: Deployment) -> Exception:
+        """Turn a constraint failure on `deployments` into the port's error; anything else passes through."""
+        message = str(exc)
+        if "deployments.function" in message:  # the one-live-per-alias index
+            holder = self.live_for(deployment.function, deployment.alias)
+            which = f"{holder.id} ({holder.state.value})" if holder else "another deployment"
+            return LiveDeploymentExists(
+                f"{deployment.key} already has a live deployment: {which}; "
+                f"{deployment.id} cannot be live at the same time"
+            )
+        if "deployments.id" in message:
+            return ValueError(f"a deployment with id {deployment.id} already exists")
+        return exc
+
+
+# ---------------------------------------------------------------- connections
+class _Connections(Protocol):
+    def acquire(self) -> AbstractContextManager[sqlite3.Connection]: ...
+
+    def close(self) -> None: ...
+
+
+class _SharedConnection:
+    """One connection behind a lock (":memory:" exists only inside its connection)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._lock = threading.RLock()
+
+    @contextmanager
+    def acquire(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            yield self._conn
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+class _PerThreadConnections:
+    """A connection per thread, opened on first use. Connections of threads that have ended are closed
+    when the next one is opened, so short-lived threads do not leak file handles."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+        self._connect = connect
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: list[tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = []
+        self._closed = False
+
+    @contextmanager
+    def acquire(self) -> Iterator[sqlite3.Connection]:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._open_for_current_thread()
+        yield conn
+
+    def _open_for_current_thread(self) -> sqlite3.Connection:
+        with self._lock:
+            if self._closed:
+                raise sqlite3.ProgrammingError("the store is closed")
+            alive = [(thread, conn) for thread, conn in self._open if _is_alive(thread)]
+            for thread, conn in self._open:
+                if not _is_alive(thread):
+                    conn.close()
+            conn = self._connect()
+            self._open = [*alive, (weakref.ref(threading.current_thread()), conn)]
+        self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            for _, conn in self._open:
+                conn.close()
+            self._open = []
+
+
+def _is_alive(thread: weakref.ref[threading.Thread]) -> bool:
+    target = thread()
+    return target is not None and target.is_alive()
+
+
+def _connect(target: str, busy_timeout_ms: int) -> sqlite3.Connection:
+    # isolation_level=None: we issue BEGIN/COMMIT ourselves. check_same_thread=False: a per-thread
+    # connection is still closed by whichever thread closes the store.
+    conn = sqlite3.connect(
+        target, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
+    )
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms:d}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA synchronous = NORMAL")  # with WAL: durable across app crashes, fast commits
+    return conn
+
+
+# ---------------------------------------------------------------- rows and values
+def _deployment_row(deployment: Deployment) -> dict[str, Any]:
+    return {
+        "id": deployment.id,
+        "function": deployment.function,
+        "alias": deployment.alias,
+        "state": deployment.state.value,
+        "live": int(deployment.is_live),
+        "created_at": _stamp(deployment.created_at),
+        "updated_at": _stamp(deployment.updated_at),
+        "revision": deployment.revision,
+        "body": deployment.model_dump_json(),
+    }
+
+
+def _load_deployment(body: str) -> Deployment:
+    return _in_utc(Deployment.model_validate_json(body))
+
+
+def _load_audit(row: sqlite3.Row) -> AuditRecord:
+    record = AuditRecord.model_validate(
+        {
+            "deployment_id": row["deployment_id"],
+            "at": row["at"],
+            "actor": row["actor"],
+            "action": row["action"],
+            "phase": row["phase"],
+            "from_state": row["from_state"],
+            "to_state": row["to_state"],
+            "reason": row["reason"],
+            "alias_before": _json_or_none(row["alias_before"]),
+            "alias_after": _json_or_none(row["alias_after"]),
+            "detail": json.loads(row["detail"]),
+        }
+    )
+    return _in_utc(record)
+
+
+def _stale(deployment: Deployment, stored_revision: int | None) -> StaleDeployment:
+    if stored_revision is None:
+        return StaleDeployment(f"deployment {deployment.id} is not in the store; create it before saving")
+    return StaleDeployment(
+        f"deployment {deployment.id} ({deployment.key}) changed since it was read: "
+        f"stored revision {stored_revision}, ours {deployment.revision}"
+    )
+
+
+def _stamp(moment: datetime) -> str:
+    """Fixed-width UTC text, so ORDER BY on the column is chronological."""
+    return _require_aware(moment, "timestamp").astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _require_aware(moment: datetime, what: str) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{what} is a naive datetime ({moment.isoformat()}); the store keeps aware UTC only")
+    return moment
+
+
+def _in_utc(model: _Model) -> _Model:
+    """The model with every datetime field as aware UTC (datetime.UTC); a naive one is a bug, refused."""
+    changes: dict[str, datetime] = {}
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, datetime):
+            _require_aware(value, f"{type(model).__name__}.{name}")
+            if value.tzinfo is not UTC:
+                changes[name] = value.astimezone(UTC)
+    return model.model_copy(update=changes) if changes else model
+
+
+def _json_or_null(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _json_or_none(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
