@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     alarm_topic_arn: str | None = Field(default=None, validation_alias="CANARY_ALARM_TOPIC_ARN")
     alarm_queue_url: str | None = Field(default=None, validation_alias="CANARY_ALARM_QUEUE_URL")
     sns_allowed_topics: str = Field(default="", validation_alias="CANARY_SNS_ALLOWED_TOPICS")
+    # Where alarms about functions the policy does not list are posted.
+    alert_channel: str | None = Field(default=None, validation_alias="CANARY_ALERT_CHANNEL")
 
     def allowed_topics(self) -> set[str]:
         topics = {t.strip() for t in self.sns_allowed_topics.split(",") if t.strip()}
@@ -96,6 +98,7 @@ class FunctionPolicy(CanaryDefaults):
     alias: str = "production"
     channel: str | None = None
     approvers: tuple[str, ...] = ()  # Slack user IDs (U…/W…) or user-group IDs (S…)
+    deployers: tuple[str, ...] = ()  # who may start; empty = anyone in an allowed channel
     allowed_channels: tuple[str, ...] = ()  # empty = the function's channel only (or any, if no channel)
     log_group: str | None = None
     cache_query: str | None = None

@@ -1,0 +1,333 @@
+"""`canary-bot`: the console entry. Ops verbs (start, status, promote, rollback, history, …), `serve`, `demo`.
+
+Exit codes: 0 done, 1 AWS failure, 2 bad input, 3 refused (drift, conflict, nothing live, not confirmed).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+from botocore.exceptions import BotoCoreError
+from pydantic import BaseModel
+
+from bot.actors import Actor, NotAuthorized, cli_actor
+from bot.canary import IllegalTransition, InvalidPlan
+from bot.config import PolicyError, Settings, load_policy
+from bot.ports import (
+    AliasDrift,
+    AwsFailure,
+    CanaryError,
+    LiveDeploymentExists,
+    NotFound,
+    PublishConflict,
+    StaleDeployment,
+)
+from bot.service import CanaryService, HistoryEntry, NotInPolicy, Refused, StartPlan, StatusEntry
+from bot.units import format_duration, format_percent
+from bot.verbs import (
+    ExtendArgs,
+    HelpArgs,
+    HistoryArgs,
+    HoldArgs,
+    RollbackArgs,
+    StartArgs,
+    StatusArgs,
+    TargetArgs,
+    UsageError,
+    VerbArgs,
+    WeightArgs,
+    help_text,
+    parse_words,
+)
+
+EXIT_OK, EXIT_AWS, EXIT_BAD_INPUT, EXIT_REFUSED = 0, 1, 2, 3
+
+CLI_USAGE = (
+    "usage: canary-bot [--json] [--yes] VERB ...   (verbs: start status promote rollback history weight hold "
+    "resume extend help) | canary-bot serve | canary-bot demo [--interactive]"
+)
+
+
+def exit_code_for(exc: BaseException) -> int:
+    if isinstance(exc, UsageError | NotFound | NotInPolicy | InvalidPlan | PolicyError):
+        return EXIT_BAD_INPUT
+    if isinstance(
+        exc,
+        Refused
+        | AliasDrift
+        | LiveDeploymentExists
+        | StaleDeployment
+        | NotAuthorized
+        | IllegalTransition
+        | PublishConflict,
+    ):
+        return EXIT_REFUSED
+    if isinstance(exc, AwsFailure):
+        return EXIT_AWS
+    return EXIT_AWS
+
+
+class Console:
+    """Where the CLI writes and how it asks; replaceable in tests and the demo."""
+
+    def __init__(
+        self,
+        out: TextIO | None = None,
+        err: TextIO | None = None,
+        ask: Callable[[str], str] | None = None,
+    ) -> None:
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self._ask = ask or input
+
+    def say(self, text: str = "") -> None:
+        print(text, file=self.out)
+
+    def warn(self, text: str) -> None:
+        print(text, file=self.err)
+
+    def confirm(self, question: str) -> bool:
+        try:
+            answer = self._ask(f"{question} [y/N] ")
+        except EOFError:
+            return False
+        return answer.strip().lower() in ("y", "yes")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    console = Console()
+    if words and words[0] == "serve":
+        from bot.serve import serve_main
+
+        return serve_main(words[1:], console)
+    if words and words[0] == "demo":
+        from bot.demo import demo_main
+
+        return demo_main(words[1:], console)
+    try:
+        settings = Settings()
+        service = build_cli_service(settings)
+    except PolicyError as exc:
+        console.warn(f"error: bad policy file: {exc}")
+        return EXIT_BAD_INPUT
+    except ValueError as exc:
+        console.warn(f"error: {exc}")
+        return EXIT_BAD_INPUT
+    return run(words, service, cli_actor(settings.actor), console)
+
+
+def build_cli_service(settings: Settings) -> CanaryService:
+    from bot.aws.clients import aws_client
+    from bot.aws.traffic import LambdaTraffic
+    from bot.clock import SystemClock
+    from bot.store import open_store
+
+    policy = load_policy(settings.policy_file)
+    return CanaryService(
+        traffic=LambdaTraffic(aws_client("lambda", region=settings.aws_region)),
+        store=open_store(settings.store_url),
+        policy=policy,
+        clock=SystemClock(),
+    )
+
+
+def run(words: list[str], service: CanaryService, actor: Actor, console: Console) -> int:
+    """Parse and run one verb. Every failure is one line (plus the usage line for bad input)."""
+    as_json = _pop_flag(words, "--json")
+    yes = _pop_flag(words, "--yes") | _pop_flag(words, "-y")
+    try:
+        args = parse_words(words)
+        return _dispatch(args, service, actor, console, as_json=as_json, yes=yes)
+    except UsageError as exc:
+        _fail(console, as_json, exc, usage=exc.usage)
+        return EXIT_BAD_INPUT
+    except BotoCoreError as exc:  # no credentials, endpoint unreachable, …
+        _fail(console, as_json, AwsFailure(f"AWS: {exc}"), usage=None)
+        return EXIT_AWS
+    except (CanaryError, PolicyError) as exc:
+        verb = words[0] if words else None
+        usage = None
+        if exit_code_for(exc) == EXIT_BAD_INPUT:
+            usage = UsageError("", verb).usage
+        _fail(console, as_json, exc, usage=usage)
+        return exit_code_for(exc)
+
+
+def _pop_flag(words: list[str], flag: str) -> bool:
+    found = flag in words
+    while flag in words:
+        words.remove(flag)
+    return found
+
+
+def _fail(console: Console, as_json: bool, exc: BaseException, *, usage: str | None) -> None:
+    message = exc.message if isinstance(exc, UsageError) else str(exc)
+    if as_json:
+        payload = {"ok": False, "error": type(exc).__name__, "message": message, "usage": usage}
+        console.say(json.dumps(payload))
+        return
+    console.warn(f"error: {message}")
+    if usage:
+        console.warn(usage)
+
+
+def _dispatch(
+    args: VerbArgs, service: CanaryService, actor: Actor, console: Console, *, as_json: bool, yes: bool
+) -> int:
+    def emit(payload: BaseModel | list[Any] | dict[str, Any], text: str) -> int:
+        if as_json:
+            data = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
+            if isinstance(data, list):
+                data = [d.model_dump(mode="json") if isinstance(d, BaseModel) else d for d in data]
+            console.say(json.dumps(data, indent=2, default=str))
+        else:
+            console.say(text)
+        return EXIT_OK
+
+    match args:
+        case HelpArgs(topic=topic):
+            console.say(help_text(topic, prefix="canary-bot"))
+            return EXIT_OK
+        case StartArgs():
+            plan = service.plan(args, actor)
+            if not as_json:
+                console.say(render_plan(plan))
+            if not yes and not console.confirm("Start this canary?"):
+                service.cancel(plan.deployment.id, actor)
+                console.warn("not confirmed: plan cancelled, the alias was not touched")
+                return EXIT_REFUSED
+            result = service.confirm(plan.deployment.id, actor)
+            return emit(result, result.message)
+        case TargetArgs(verb="promote"):
+            d = service.live(args.function, args.alias)
+            if not yes and not as_json:
+                console.say(
+                    f"Promote {d.key}: {_alias_now(service, d.function, d.alias)} → 100% v{d.canary_version}"
+                )
+                if not console.confirm("Promote?"):
+                    console.warn("not confirmed: nothing changed")
+                    return EXIT_REFUSED
+            result = service.promote(args.function, args.alias, actor, expected_revision=d.revision)
+            return emit(result, result.message)
+        case RollbackArgs():
+            if args.reason is None:
+                raise UsageError(
+                    "--reason is required: say why, it goes in the audit log and the messages", "rollback"
+                )
+            d = service.live(args.function, args.alias)
+            if not yes and not as_json:
+                console.say(
+                    f"Roll back {d.key}: {_alias_now(service, d.function, d.alias)} → 100% v{d.stable_version}"
+                )
+                if not console.confirm("Roll back?"):
+                    console.warn("not confirmed: nothing changed")
+                    return EXIT_REFUSED
+            result = service.rollback(args.function, args.alias, actor, reason=args.reason)
+            return emit(result, result.message)
+        case StatusArgs():
+            entries = service.status(args.function, args.alias)
+            return emit(entries, render_status(entries))
+        case HistoryArgs():
+            history = service.history(args.function, args.alias, args.limit)
+            return emit(history, render_history(history))
+        case WeightArgs():
+            result = service.set_weight(args.function, args.alias, actor, weight=args.weight)
+            return emit(result, result.message)
+        case HoldArgs():
+            result = service.hold(args.function, args.alias, actor, reason=args.reason)
+            return emit(result, result.message)
+        case TargetArgs(verb="resume"):
+            result = service.resume(args.function, args.alias, actor)
+            return emit(result, result.message)
+        case ExtendArgs():
+            result = service.extend(args.function, args.alias, actor, by=args.by)
+            return emit(result, result.message)
+    raise UsageError(f"unsupported verb {args.verb}")
+
+
+def _alias_now(service: CanaryService, function: str, alias: str) -> str:
+    return service.read_alias(function, alias).describe()
+
+
+# ---------------------------------------------------------------- plain-text rendering
+def render_plan(plan: StartPlan) -> str:
+    d, policy = plan.deployment, plan.policy
+    new = ""
+    if plan.published is not None:
+        changed = (
+            ", ".join(f"{k} {'unset' if v is None else 'set'}" for k, v in d.changes.items()) or "no changes"
+        )
+        new = f" (new: {changed})"
+    steps = " → ".join(format_percent(s) for s in d.steps)
+    t = policy.thresholds
+    rules = []
+    if t.error_rate is not None:
+        rules.append(f"error rate > {format_percent(t.error_rate)}")
+    if t.p95_ms is not None:
+        rules.append(f"p95 > {t.p95_ms:g} ms")
+    if t.p99_ms is not None:
+        rules.append(f"p99 > {t.p99_ms:g} ms")
+    if t.cache_hit_rate is not None:
+        rules.append(f"cache hit < {format_percent(t.cache_hit_rate)}")
+    if t.cache_miss_p95_ms is not None:
+        rules.append(f"cache-miss p95 > {t.cache_miss_p95_ms:g} ms")
+    lines = [
+        f"Canary plan · {d.key}  ({d.id})",
+        f"  Now       {plan.alias_now.describe()}",
+        f"  After     {plan.after}{new}",
+        f"  Steps     {steps}, soak {format_duration(d.soak)} each, report every {format_duration(policy.report_every)}",
+        f"  Rollback  {policy.on_breach} if {', '.join(rules)} "
+        f"for {policy.evaluation_periods} × {format_duration(policy.period)}",
+        f"  Approvers {', '.join(policy.approvers) or '(none listed)'}"
+        + ("  · two-person rule" if policy.two_person_rule else ""),
+    ]
+    if plan.alarms_overridden:
+        lines.append(f"  Override  alarms in ALARM: {', '.join(plan.alarms_overridden)}")
+    return "\n".join(lines)
+
+
+def render_status(entries: list[StatusEntry]) -> str:
+    if not entries:
+        return "no live canaries"
+    lines = []
+    for e in entries:
+        d = e.deployment
+        alias = e.alias.describe() if e.alias else f"(alias unreadable: {e.alias_error})"
+        ends = f" · soak ends {d.soak_ends_at:%H:%M} UTC" if d.soak_ends_at else ""
+        verdict = f" · last check: {d.last_verdict}" if d.last_verdict else ""
+        lines.append(
+            f"{d.key}  {d.state.value}  v{d.canary_version} at {format_percent(d.weight)}{ends}{verdict}"
+        )
+        lines.append(f"  alias now: {alias}   ({d.id}, started by {d.created_by})")
+    return "\n".join(lines)
+
+
+def render_history(history: list[HistoryEntry]) -> str:
+    if not history:
+        return "no canaries yet"
+    lines = []
+    for h in history:
+        d = h.deployment
+        lines.append(
+            f"{d.id}  {d.key}  v{d.stable_version} → v{d.canary_version}  {d.state.value}"
+            + (f"  ({d.reason})" if d.reason else "")
+        )
+        for r in h.audit:
+            if r.phase == "intent":
+                continue
+            move = (
+                f" {r.from_state.value if r.from_state else '-'} → {r.to_state.value if r.to_state else '-'}"
+            )
+            why = f"  — {r.reason}" if r.reason else ""
+            lines.append(
+                f"  {r.at:%Y-%m-%d %H:%M:%S} UTC  {r.action:<15} {r.phase:<6} by {r.actor}{move}{why}"
+            )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,918 @@
+"""CanaryService: the use cases, and the only code path that changes traffic.
+
+Each use case loads from the store, asks the pure core for the transition, applies the effect through an
+adapter, writes the audit log before and after, and tells the notifier. Slack, the CLI, the scheduler and the
+alarm intake all come through here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from bot import canary
+from bot.actors import BOT, Actor, Authorizer
+from bot.canary import InvalidPlan, Transition
+from bot.config import FunctionPolicy, Policy
+from bot.events import (
+    AnyEvent,
+    DecisionNeeded,
+    MessageRef,
+    Notifier,
+    NullNotifier,
+    Started,
+    StateNoted,
+    TrafficChanged,
+)
+from bot.model import AliasState, AuditRecord, Deployment, State
+from bot.ports import (
+    AlarmsPort,
+    AliasDrift,
+    CanaryError,
+    Clock,
+    LiveDeploymentExists,
+    NotFound,
+    PublishedVersion,
+    StaleDeployment,
+    StorePort,
+    TrafficPort,
+    VersionNotFound,
+)
+from bot.units import format_duration, format_percent
+from bot.verbs import StartArgs
+
+log = logging.getLogger(__name__)
+
+PLAN_TTL = timedelta(minutes=15)
+
+
+# ---------------------------------------------------------------- refusals
+class Refused(CanaryError):
+    """The request is understood but cannot be done now; nothing was changed."""
+
+
+class NothingLive(Refused):
+    pass
+
+
+class AlreadyActed(Refused):
+    """Someone else's action on the same deployment won the race (or the click is stale)."""
+
+
+class AlarmsFiring(Refused):
+    def __init__(self, message: str, alarms: list[str]) -> None:
+        super().__init__(message)
+        self.alarms = alarms
+
+
+class NotInPolicy(CanaryError):
+    """The function is not listed in the policy file (bad input)."""
+
+
+# ---------------------------------------------------------------- results
+class StartPlan(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    deployment: Deployment
+    alias_now: AliasState
+    policy: FunctionPolicy
+    published: PublishedVersion | None = None
+    alarms_overridden: tuple[str, ...] = ()
+
+    @property
+    def after(self) -> str:
+        d = self.deployment
+        return AliasState(
+            function=d.function,
+            alias=d.alias,
+            version=d.stable_version,
+            weights={d.canary_version: d.weight},
+            revision_id="",
+        ).describe()
+
+
+class ActionResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    deployment: Deployment
+    alias: AliasState | None = None
+    message: str
+
+
+class StatusEntry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    deployment: Deployment
+    alias: AliasState | None
+    alias_error: str | None = None
+    policy: FunctionPolicy | None = None
+
+
+class HistoryEntry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    deployment: Deployment
+    audit: list[AuditRecord]
+
+
+def default_id(now: datetime) -> str:
+    return f"d-{now:%Y%m%d}-{uuid.uuid4().hex[:6]}"
+
+
+class CanaryService:
+    def __init__(
+        self,
+        *,
+        traffic: TrafficPort,
+        store: StorePort,
+        policy: Policy,
+        clock: Clock,
+        notifier: Notifier | None = None,
+        authorizer: Authorizer | None = None,
+        alarms: AlarmsPort | None = None,
+        alarm_topic_arn: str | None = None,
+        new_id: Callable[[datetime], str] = default_id,
+        plan_ttl: timedelta = PLAN_TTL,
+    ) -> None:
+        self.traffic = traffic
+        self.store = store
+        self.policy = policy
+        self.clock = clock
+        self.notifier: Notifier = notifier or NullNotifier()
+        self.authorizer = authorizer or Authorizer()
+        self.alarms = alarms
+        self.alarm_topic_arn = alarm_topic_arn
+        self._new_id = new_id
+        self._plan_ttl = plan_ttl
+
+    # ------------------------------------------------------------ lookups
+    def policy_for(self, function: str) -> FunctionPolicy:
+        found = self.policy.for_function(function)
+        if found is None:
+            listed = ", ".join(self.policy.function_names()) or "none"
+            raise NotInPolicy(f"{function} is not listed in the canary policy (listed: {listed})")
+        return found
+
+    def alias_for(self, function: str, alias: str | None) -> str:
+        return alias or self.policy_for(function).alias
+
+    def live(self, function: str, alias: str | None = None) -> Deployment:
+        alias = self.alias_for(function, alias)
+        found = self.store.live_for(function, alias)
+        if found is None:
+            latest = self.store.history(function, alias, 1)
+            last = f" (latest: {latest[0].id}: {self._who_acted(latest[0])})" if latest else ""
+            raise NothingLive(f"no live canary on {function}:{alias}{last}")
+        return found
+
+    def get(self, deployment_id: str) -> Deployment:
+        found = self.store.get(deployment_id)
+        if found is None:
+            raise NothingLive(f"no deployment {deployment_id}")
+        return found
+
+    # ------------------------------------------------------------ start
+    def plan(self, args: StartArgs, actor: Actor) -> StartPlan:
+        """Validate everything, publish the version if asked, and store a PLANNED deployment.
+
+        The alias is not touched. The plan remembers the alias RevisionId it saw, so confirming after someone
+        else changed the alias is refused.
+        """
+        policy = self.policy_for(args.function)
+        alias = args.alias or policy.alias
+        self.authorizer.check(actor, policy, "start", None)
+        now = self.clock.now()
+        self._clear_stale_plan(args.function, alias, actor, now)
+        current = self.traffic.get_alias(args.function, alias)
+        if current.weights:
+            raise Refused(
+                f"{args.function}:{alias} already routes {current.describe()}: "
+                "finish or revert that split before starting a canary"
+            )
+        overridden = self._alarm_guard(args, policy, actor)
+        if not args.publish and args.version is None:
+            raise InvalidPlan("give the canary VERSION to route to, or --publish to publish one")
+        published: PublishedVersion | None = None
+        if args.version is not None:
+            if args.version == current.version:
+                raise InvalidPlan(
+                    f"version {args.version} is already the stable version of {args.function}:{alias}"
+                )
+            if not self.traffic.version_exists(args.function, args.version):
+                raise VersionNotFound(f"version {args.version} of {args.function} does not exist")
+            version = args.version
+        else:
+            published = self.traffic.publish_version(
+                args.function,
+                set_env=args.set_env,
+                unset_env=args.unset_env,
+                description=f"canary-bot: published by {actor.label}",
+            )
+            version = published.version
+            if version == current.version:
+                raise InvalidPlan(
+                    f"publishing gave version {version}, which is already stable on {alias}: "
+                    "nothing changed since the last publish"
+                )
+        changes: dict[str, str | None] = dict(args.set_env)
+        changes.update({key: None for key in args.unset_env})
+        t = canary.plan(
+            id=self._new_id(now),
+            function=args.function,
+            alias=alias,
+            stable_version=current.version,
+            canary_version=version,
+            steps=self._steps(policy, args.weight),
+            soak=args.soak or policy.soak,
+            actor=actor.label,
+            now=now,
+            changes=changes,
+            channel=policy.channel,
+        )
+        planned = t.deployment.model_copy(update={"alias_revision": current.revision_id})
+        planned = self.store.create(planned)
+        audit = t.audit.model_copy(
+            update={"alias_before": current.routing(), "detail": {"override_alarms": args.override_alarms}}
+        )
+        self.store.append_audit(audit)
+        return StartPlan(
+            deployment=planned,
+            alias_now=current,
+            policy=policy,
+            published=published,
+            alarms_overridden=tuple(overridden),
+        )
+
+    def confirm(
+        self, deployment_id: str, actor: Actor, *, expected_revision: int | None = None
+    ) -> ActionResult:
+        """Start the planned canary: route its first weight to the canary version."""
+        d = self.get(deployment_id)
+        if d.state is not State.PLANNED:
+            raise AlreadyActed(self._who_acted(d))
+        self._check_click(d, expected_revision)
+        policy = self.policy_for(d.function)
+        self.authorizer.check(actor, policy, "start", d)
+        now = self.clock.now()
+        if now - d.created_at > self._plan_ttl:
+            self._transition(canary.cancel(d, now=now, actor=BOT.label, reason="preview expired"))
+            raise Refused("this preview expired; run start again to see the alias as it is now")
+        stable, weights = canary.expected_routing(d.model_copy(update={"state": State.CANARY}))
+        d, before, after = self._change_traffic(
+            d,
+            actor,
+            "start",
+            version=stable,
+            weights=weights,
+            finish=lambda dep, alias: canary.start(
+                dep, now=self.clock.now(), actor=actor.label, alias_revision=alias.revision_id
+            ),
+            on_drift=lambda dep, reason: canary.cancel(
+                dep, now=self.clock.now(), actor=BOT.label, reason=reason
+            ),
+        )
+        self._create_alarms(d, policy)
+        ref = self._notify(
+            Started(
+                deployment=d,
+                at=self.clock.now(),
+                actor=actor.label,
+                actor_mention=actor.mention,
+                alias_before=before,
+                alias_after=after,
+            )
+        )
+        if ref is not None:
+            d = self._save_thread(d, ref)
+        return ActionResult(
+            deployment=d,
+            alias=after,
+            message=f"canary started: {d.key} now {after.describe()}",
+        )
+
+    def cancel(
+        self, deployment_id: str, actor: Actor, *, expected_revision: int | None = None
+    ) -> ActionResult:
+        d = self.get(deployment_id)
+        if d.state is not State.PLANNED:
+            raise AlreadyActed(self._who_acted(d))
+        self._check_click(d, expected_revision)
+        self.authorizer.check(actor, self.policy_for(d.function), "cancel", d)
+        d = self._transition(canary.cancel(d, now=self.clock.now(), actor=actor.label, reason="cancelled"))
+        return ActionResult(deployment=d, message=f"plan for {d.key} cancelled; the alias was not touched")
+
+    # ------------------------------------------------------------ promote / rollback
+    def promote(
+        self,
+        function: str,
+        alias: str | None,
+        actor: Actor,
+        *,
+        deployment_id: str | None = None,
+        expected_revision: int | None = None,
+    ) -> ActionResult:
+        d = self._target(function, alias, deployment_id)
+        self._check_click(d, expected_revision)
+        policy = self.policy_for(d.function)
+        self.authorizer.check(actor, policy, "promote", d)
+        if not canary.can(d, "promote"):
+            raise Refused(f"cannot promote {d.key}: the canary is {d.state.value}")
+        d, before, after = self._change_traffic(
+            d,
+            actor,
+            "promote",
+            version=d.canary_version,
+            weights={},
+            finish=lambda dep, a: canary.promote(
+                dep, now=self.clock.now(), actor=actor.label, alias_revision=a.revision_id
+            ),
+        )
+        self._delete_alarms(d)
+        self._notify(
+            TrafficChanged(
+                deployment=d,
+                at=self.clock.now(),
+                actor=actor.label,
+                actor_mention=actor.mention,
+                action="promoted",
+                alias_before=before,
+                alias_after=after,
+                figures=self.store.figures_for(d.id),
+            )
+        )
+        return ActionResult(deployment=d, alias=after, message=f"promoted: {d.key} now {after.describe()}")
+
+    def rollback(
+        self,
+        function: str,
+        alias: str | None,
+        actor: Actor,
+        *,
+        reason: str,
+        deployment_id: str | None = None,
+        expected_revision: int | None = None,
+        detected_at: datetime | None = None,
+    ) -> ActionResult:
+        """Revert the alias to 100% stable. A plan that never routed traffic is cancelled instead."""
+        d = self._target(function, alias, deployment_id)
+        self._check_click(d, expected_revision)
+        policy = self.policy_for(d.function)
+        self.authorizer.check(actor, policy, "rollback", d)
+        if d.state is State.PLANNED:
+            d = self._transition(canary.cancel(d, now=self.clock.now(), actor=actor.label, reason=reason))
+            return ActionResult(
+                deployment=d, message=f"plan for {d.key} cancelled; the alias was not touched"
+            )
+        if d.state is not State.ROLLING_BACK:
+            # Saving ROLLING_BACK first is the lock: a concurrent click fails on the store's revision check.
+            d = self._transition(
+                canary.begin_rollback(d, now=self.clock.now(), actor=actor.label, reason=reason)
+            )
+        before = self.traffic.get_alias(d.function, d.alias)
+        if before.version == d.stable_version and not before.weights:
+            after = before  # already reverted (by an earlier attempt that died, or by hand): just record it
+        else:
+            try:
+                self._check_routing(d, before)
+            except AliasDrift as exc:
+                # Stays ROLLING_BACK (live, visible in status): someone must look before we write anything.
+                self._audit(d, actor, "rollback", "failed", before=before, reason=str(exc))
+                self._notify(self._noted(d, actor, "drift", str(exc)))
+                raise
+            after = self._write_routing(d, actor, "rollback", before, version=d.stable_version, weights={})
+        t = canary.finish_rollback(
+            d, now=self.clock.now(), actor=actor.label, alias_revision=after.revision_id
+        )
+        d = self._transition(t, before=before, after=after)
+        self._delete_alarms(d)
+        self._notify(
+            TrafficChanged(
+                deployment=d,
+                at=self.clock.now(),
+                actor=actor.label,
+                actor_mention=actor.mention,
+                action="rolled_back",
+                alias_before=before,
+                alias_after=after,
+                reason=reason,
+                automatic=actor.source == "bot",
+                detected_at=detected_at,
+                figures=self.store.figures_for(d.id),
+            )
+        )
+        return ActionResult(deployment=d, alias=after, message=f"rolled back: {d.key} now {after.describe()}")
+
+    # ------------------------------------------------------------ mid-flight controls
+    def set_weight(
+        self,
+        function: str,
+        alias: str | None,
+        actor: Actor,
+        *,
+        weight: float,
+        expected_revision: int | None = None,
+    ) -> ActionResult:
+        d = self.live(function, alias)
+        self._check_click(d, expected_revision)
+        self.authorizer.check(actor, self.policy_for(d.function), "weight", d)
+        if not canary.can(d, "set_weight"):
+            raise Refused(f"cannot change the weight of {d.key}: the canary is {d.state.value}")
+        if math.isclose(weight, d.weight):
+            raise Refused(f"{d.key} already routes {_pct(weight)} to v{d.canary_version}")
+        d, before, after = self._change_traffic(
+            d,
+            actor,
+            "set_weight",
+            version=d.stable_version,
+            weights={d.canary_version: weight},
+            finish=lambda dep, a: canary.set_weight(
+                dep, weight=weight, now=self.clock.now(), actor=actor.label, alias_revision=a.revision_id
+            ),
+        )
+        self._notify(
+            TrafficChanged(
+                deployment=d,
+                at=self.clock.now(),
+                actor=actor.label,
+                actor_mention=actor.mention,
+                action="weight",
+                alias_before=before,
+                alias_after=after,
+            )
+        )
+        return ActionResult(
+            deployment=d, alias=after, message=f"weight changed: {d.key} now {after.describe()}"
+        )
+
+    def next_step(self, d: Deployment, *, reason: str) -> ActionResult:
+        """Automatic: the step soaked clean, go to the next weight of the schedule."""
+        new_weight = d.steps[d.step_index + 1]
+        d, before, after = self._change_traffic(
+            d,
+            BOT,
+            "next_step",
+            version=d.stable_version,
+            weights={d.canary_version: new_weight},
+            finish=lambda dep, a: canary.next_step(
+                dep, now=self.clock.now(), actor=BOT.label, alias_revision=a.revision_id
+            ),
+        )
+        self._notify(
+            TrafficChanged(
+                deployment=d,
+                at=self.clock.now(),
+                actor=BOT.label,
+                action="next_step",
+                alias_before=before,
+                alias_after=after,
+                reason=reason,
+                automatic=True,
+            )
+        )
+        return ActionResult(deployment=d, alias=after, message=f"next step: {d.key} now {after.describe()}")
+
+    def hold(self, function: str, alias: str | None, actor: Actor, *, reason: str | None) -> ActionResult:
+        d = self.live(function, alias)
+        self.authorizer.check(actor, self.policy_for(d.function), "hold", d)
+        if not canary.can(d, "hold"):
+            raise Refused(f"cannot hold {d.key}: the canary is {d.state.value}")
+        why = reason or f"held by {actor.name}"
+        d = self._transition(canary.hold(d, now=self.clock.now(), actor=actor.label, reason=why))
+        self._notify(self._noted(d, actor, "held", why))
+        return ActionResult(
+            deployment=d, message=f"held: {d.key}; traffic stays {_pct(d.weight)} on the canary"
+        )
+
+    def resume(self, function: str, alias: str | None, actor: Actor) -> ActionResult:
+        d = self.live(function, alias)
+        self.authorizer.check(actor, self.policy_for(d.function), "resume", d)
+        if not canary.can(d, "resume"):
+            raise Refused(f"cannot resume {d.key}: the canary is {d.state.value}, not held")
+        self._check_routing(d, self.traffic.get_alias(d.function, d.alias))
+        d = self._transition(canary.resume(d, now=self.clock.now(), actor=actor.label))
+        self._notify(self._noted(d, actor, "resumed", None))
+        return ActionResult(deployment=d, message=f"resumed: {d.key} ({d.state.value})")
+
+    def extend(
+        self,
+        function: str,
+        alias: str | None,
+        actor: Actor,
+        *,
+        by: timedelta,
+        expected_revision: int | None = None,
+    ) -> ActionResult:
+        d = self.live(function, alias)
+        self._check_click(d, expected_revision)
+        self.authorizer.check(actor, self.policy_for(d.function), "extend", d)
+        if not canary.can(d, "extend"):
+            raise Refused(f"cannot extend {d.key}: the canary is {d.state.value}")
+        d = self._transition(canary.extend(d, by=by, now=self.clock.now(), actor=actor.label))
+        self._notify(self._noted(d, actor, "extended", f"soak extended by {_dur(by)}"))
+        ends = f" to {d.soak_ends_at:%H:%M} UTC" if d.soak_ends_at else ""
+        return ActionResult(deployment=d, message=f"extended: {d.key} soak now ends{ends}")
+
+    # ------------------------------------------------------------ automatic decisions (the soak runner)
+    def note_verdict(self, d: Deployment, *, verdict: str, breach_streak: int) -> Deployment:
+        """Remember the latest judgement; losing a race with a person's action is fine (they win)."""
+        try:
+            return self.store.save(
+                canary.note_verdict(d, now=self.clock.now(), verdict=verdict, breach_streak=breach_streak)
+            )
+        except StaleDeployment:
+            return self.get(d.id)
+
+    def await_approval(self, d: Deployment, *, reason: str) -> ActionResult:
+        """The soak passed: ask the approvers, until the policy's approval timeout."""
+        policy = self.policy_for(d.function)
+        deadline = self.clock.now() + policy.approval_timeout
+        d = self._transition(canary.await_approval(d, now=self.clock.now(), deadline=deadline, reason=reason))
+        self._notify(self._decision(d, "approval", reason, policy, deadline=deadline))
+        return ActionResult(deployment=d, message=f"approval wanted: {reason}")
+
+    def inconclusive(self, d: Deployment, *, reason: str) -> ActionResult:
+        """Too little evidence at soak end: hold (traffic unchanged) and ask people; never promote."""
+        policy = self.policy_for(d.function)
+        d = self._transition(
+            canary.hold(d, now=self.clock.now(), actor=BOT.label, reason=f"inconclusive: {reason}")
+        )
+        self._notify(self._decision(d, "inconclusive", reason, policy))
+        return ActionResult(deployment=d, message=f"inconclusive: {reason}")
+
+    def breach_alert(self, d: Deployment, *, reason: str) -> ActionResult:
+        """on_breach: alert (or a held canary breaching): tell the approvers, change nothing."""
+        policy = self.policy_for(d.function)
+        self.store.append_audit(
+            AuditRecord(
+                deployment_id=d.id,
+                at=self.clock.now(),
+                actor=BOT.label,
+                action="breach_alert",
+                from_state=d.state,
+                to_state=d.state,
+                reason=reason,
+            )
+        )
+        self._notify(self._decision(d, "breach_alert", reason, policy))
+        return ActionResult(deployment=d, message=f"breach alert: {reason}")
+
+    def approval_timed_out(self, d: Deployment, *, action: str, reason: str) -> ActionResult:
+        """Nobody decided in time: the policy's default action, announced."""
+        policy = self.policy_for(d.function)
+        self._notify(self._decision(d, "approval_timeout", reason, policy))
+        if action == "hold":
+            d = self._transition(canary.hold(d, now=self.clock.now(), actor=BOT.label, reason=reason))
+            return ActionResult(deployment=d, message=f"held: {reason}")
+        return self.rollback(d.function, d.alias, BOT, reason=reason, deployment_id=d.id)
+
+    def auto_promote(self, d: Deployment, *, reason: str) -> ActionResult:
+        """Only when the policy says auto_promote: the soak passed every check."""
+        return self.promote(d.function, d.alias, BOT, deployment_id=d.id, expected_revision=d.revision)
+
+    def _decision(
+        self,
+        d: Deployment,
+        why: str,
+        reason: str,
+        policy: FunctionPolicy,
+        *,
+        deadline: datetime | None = None,
+    ) -> DecisionNeeded:
+        return DecisionNeeded(
+            deployment=d,
+            at=self.clock.now(),
+            actor=BOT.label,
+            why=why,
+            reason=reason,
+            approvers=policy.approvers,
+            deadline=deadline,
+        )
+
+    # ------------------------------------------------------------ read side
+    def status(self, function: str | None = None, alias: str | None = None) -> list[StatusEntry]:
+        if function is not None:
+            self.policy_for(function)
+            found = self.store.live_for(function, self.alias_for(function, alias))
+            deployments = [found] if found else []
+        else:
+            deployments = self.store.list_live()
+        entries = []
+        for d in deployments:
+            try:
+                entries.append(
+                    StatusEntry(
+                        deployment=d,
+                        alias=self.traffic.get_alias(d.function, d.alias),
+                        policy=self.policy.for_function(d.function),
+                    )
+                )
+            except CanaryError as exc:
+                entries.append(StatusEntry(deployment=d, alias=None, alias_error=str(exc)))
+        return entries
+
+    def history(self, function: str, alias: str | None = None, limit: int = 10) -> list[HistoryEntry]:
+        self.policy_for(function)
+        return [
+            HistoryEntry(deployment=d, audit=self.store.audit_for(d.id))
+            for d in self.store.history(function, alias, limit)
+        ]
+
+    def read_alias(self, function: str, alias: str | None = None) -> AliasState:
+        return self.traffic.get_alias(function, self.alias_for(function, alias))
+
+    # ------------------------------------------------------------ internals
+    def _steps(self, policy: FunctionPolicy, weight: float | None) -> tuple[float, ...]:
+        if weight is None:
+            return tuple(policy.steps)
+        # An explicit first weight keeps the policy's later, larger steps.
+        return (weight, *(step for step in policy.steps if step > weight))
+
+    def _target(self, function: str, alias: str | None, deployment_id: str | None) -> Deployment:
+        if deployment_id is None:
+            return self.live(function, alias)
+        d = self.get(deployment_id)
+        if not d.is_live:
+            raise AlreadyActed(self._who_acted(d))
+        return d
+
+    def _check_click(self, d: Deployment, expected_revision: int | None) -> None:
+        """A button rendered for an older state of the deployment is refused, saying what changed."""
+        if expected_revision is None or d.revision == expected_revision:
+            return
+        raise AlreadyActed(f"this message is out of date: {self._who_acted(d)}")
+
+    def _who_acted(self, d: Deployment) -> str:
+        current = self.store.get(d.id) or d
+        records = [r for r in self.store.audit_for(d.id) if r.phase in ("done", "event")]
+        if not records:
+            return f"{current.key} is {current.state.value}"
+        last = records[-1]
+        when = f"{last.at:%H:%M} UTC"
+        return f"{current.key} is {current.state.value} ({last.action} by {last.actor} at {when})"
+
+    def _in_progress_or_done(self, d: Deployment) -> str:
+        current = self.store.get(d.id) or d
+        if current.revision != d.revision:
+            return self._who_acted(current)
+        pending = [r for r in self.store.audit_for(d.id) if r.phase == "intent"]
+        who = f": {pending[-1].action} by {pending[-1].actor}" if pending else ""
+        return f"another action on {d.key} is in progress{who}; nothing was changed by yours"
+
+    def _clear_stale_plan(self, function: str, alias: str, actor: Actor, now: datetime) -> None:
+        live = self.store.live_for(function, alias)
+        if live is None:
+            return
+        if live.state is State.PLANNED and (
+            now - live.created_at > self._plan_ttl or live.created_by == actor.label
+        ):
+            self._transition(
+                canary.cancel(live, now=now, actor=actor.label, reason="superseded by a new plan")
+            )
+            return
+        raise LiveDeploymentExists(
+            f"{function}:{alias} already has a live canary {live.id} ({live.state.value}, "
+            f"v{live.canary_version} at {_pct(live.weight)}) started by {live.created_by}"
+        )
+
+    def _alarm_guard(self, args: StartArgs, policy: FunctionPolicy, actor: Actor) -> list[str]:
+        if self.alarms is None:
+            return []
+        firing = self.alarms.alarms_in_alarm(args.function)
+        if not firing:
+            return []
+        if args.override_alarms is None:
+            raise AlarmsFiring(
+                f"{args.function} has alarms in ALARM: {', '.join(firing)}. "
+                "An approver may start anyway with --override-alarms REASON.",
+                firing,
+            )
+        self.authorizer.check(actor, policy, "override", None)
+        return firing
+
+    def _check_routing(self, d: Deployment, alias: AliasState) -> None:
+        """Raise AliasDrift when the alias is not what this deployment last left it as."""
+        version, weights = canary.expected_routing(d)
+        same_revision = d.alias_revision is None or alias.revision_id == d.alias_revision
+        same_routing = alias.version == version and _same_weights(alias.weights, weights)
+        if not (same_revision and same_routing):
+            raise AliasDrift(
+                f"{d.key} was changed outside canary-bot: it routes {alias.describe()}, "
+                f"expected {_describe(d, version, weights)}. Nothing was changed; "
+                "the canary is held until someone resolves it."
+            )
+
+    def _change_traffic(
+        self,
+        d: Deployment,
+        actor: Actor,
+        action: str,
+        *,
+        version: str,
+        weights: Mapping[str, float],
+        finish: Callable[[Deployment, AliasState], Transition],
+        on_drift: Callable[[Deployment, str], Transition] | None = None,
+    ) -> tuple[Deployment, AliasState, AliasState]:
+        """Lock the deployment's revision, check for drift, write the alias, then record the transition."""
+        if not self.store.claim(f"act:{d.id}:{d.revision}", self.clock.now()):
+            raise AlreadyActed(self._in_progress_or_done(d))
+        before = self.traffic.get_alias(d.function, d.alias)
+        if before.version == version and _same_weights(before.weights, weights):
+            # Already as wanted: an earlier attempt's write landed though its answer was lost (timeout).
+            return self._transition(finish(d, before), before=before, after=before), before, before
+        try:
+            self._check_routing(d, before)
+        except AliasDrift as exc:
+            self._on_drift(d, actor, action, before, str(exc), on_drift)
+            raise
+        after = self._write_routing(
+            d, actor, action, before, version=version, weights=weights, on_drift=on_drift
+        )
+        return self._transition(finish(d, after), before=before, after=after), before, after
+
+    def _write_routing(
+        self,
+        d: Deployment,
+        actor: Actor,
+        action: str,
+        before: AliasState,
+        *,
+        version: str,
+        weights: Mapping[str, float],
+        on_drift: Callable[[Deployment, str], Transition] | None = None,
+    ) -> AliasState:
+        self._audit(
+            d, actor, action, "intent", before=before, detail={"version": version, "weights": dict(weights)}
+        )
+        try:
+            after = self.traffic.update_routing(
+                d.function, d.alias, version=version, weights=weights, revision_id=before.revision_id
+            )
+        except AliasDrift as exc:
+            self._audit(d, actor, action, "failed", before=before, reason=str(exc))
+            self._on_drift(d, actor, action, before, str(exc), on_drift)
+            raise
+        except CanaryError as exc:
+            self._audit(d, actor, action, "failed", before=before, reason=str(exc))
+            self._release(d)
+            raise
+        return after
+
+    def _on_drift(
+        self,
+        d: Deployment,
+        actor: Actor,
+        action: str,
+        alias: AliasState,
+        reason: str,
+        on_drift: Callable[[Deployment, str], Transition] | None,
+    ) -> None:
+        """Stop acting on a drifted alias: hold the canary (or cancel the plan) and tell people."""
+        current = self.store.get(d.id) or d
+        now = self.clock.now()
+        if on_drift is not None:
+            t = on_drift(current, "alias changed outside canary-bot")
+        elif canary.can(current, "hold"):
+            t = canary.hold(current, now=now, actor=BOT.label, reason=f"drift during {action}: {reason}")
+        else:
+            self._release(current)
+            return
+        try:
+            held = self._transition(t, before=alias)
+        except StaleDeployment:
+            return
+        self._notify(self._noted(held, actor, "drift", reason))
+
+    def _release(self, d: Deployment) -> None:
+        """After a failed write, bump the revision so the claimed action lock does not block a retry."""
+        current = self.store.get(d.id)
+        if current is not None and current.revision == d.revision:
+            with contextlib.suppress(StaleDeployment):
+                self.store.save(current.model_copy(update={"updated_at": self.clock.now()}))
+
+    def _transition(
+        self, t: Transition, *, before: AliasState | None = None, after: AliasState | None = None
+    ) -> Deployment:
+        saved = self.store.save(t.deployment)
+        self.store.append_audit(
+            t.audit.model_copy(
+                update={
+                    "phase": "done" if after is not None else t.audit.phase,
+                    "alias_before": before.routing() if before else t.audit.alias_before,
+                    "alias_after": after.routing() if after else t.audit.alias_after,
+                }
+            )
+        )
+        return saved
+
+    def _audit(
+        self,
+        d: Deployment,
+        actor: Actor,
+        action: str,
+        phase: str,
+        *,
+        before: AliasState | None = None,
+        reason: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        self.store.append_audit(
+            AuditRecord(
+                deployment_id=d.id,
+                at=self.clock.now(),
+                actor=actor.label,
+                action=action,
+                phase=phase,
+                from_state=d.state,
+                reason=reason,
+                alias_before=before.routing() if before else None,
+                detail=detail or {},
+            )
+        )
+
+    def _save_thread(self, d: Deployment, ref: MessageRef) -> Deployment:
+        try:
+            return self.store.save(d.model_copy(update={"channel": ref.channel, "thread_ts": ref.ts}))
+        except StaleDeployment:
+            fresh = self.get(d.id)
+            return self.store.save(fresh.model_copy(update={"channel": ref.channel, "thread_ts": ref.ts}))
+
+    def _noted(self, d: Deployment, actor: Actor, what: str, reason: str | None) -> StateNoted:
+        return StateNoted(
+            deployment=d,
+            at=self.clock.now(),
+            actor=actor.label,
+            actor_mention=actor.mention,
+            what=what,
+            reason=reason,
+        )
+
+    def _notify(self, event: AnyEvent) -> MessageRef | None:
+        """Tell people. A Slack outage never blocks or undoes a traffic change: failures are only logged."""
+        try:
+            return self.notifier.publish(event)
+        except Exception:
+            log.exception("notifier failed for %s", event.kind)
+            return None
+
+    def _create_alarms(self, d: Deployment, policy: FunctionPolicy) -> None:
+        """Per-canary alarms and dashboard. Best effort: the canary is live either way, and the soak judge
+        watches the same thresholds, so a CloudWatch hiccup here is logged and announced, not fatal."""
+        if self.alarms is None:
+            return
+        try:
+            self.alarms.create_canary_alarms(
+                d,
+                topic_arn=self.alarm_topic_arn,
+                thresholds=policy.thresholds,
+                period_seconds=int(policy.period.total_seconds()),
+                evaluation_periods=policy.evaluation_periods,
+            )
+            self.alarms.put_dashboard(d, thresholds=policy.thresholds, log_group=policy.log_group)
+        except Exception as exc:
+            log.exception("could not create alarms or dashboard for %s", d.id)
+            self._notify(self._noted(d, BOT, "warning", f"CloudWatch alarms could not be created: {exc}"))
+
+    def _delete_alarms(self, d: Deployment) -> None:
+        """The canary's alarms end with it; its dashboard stays for the post-deployment review."""
+        if self.alarms is None:
+            return
+        try:
+            self.alarms.delete_canary_alarms(d)
+        except Exception:
+            log.exception("could not delete alarms for %s", d.id)
+
+
+def _same_weights(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
+    return a.keys() == b.keys() and all(math.isclose(a[k], b[k], abs_tol=1e-6) for k in a)
+
+
+def _describe(d: Deployment, version: str, weights: Mapping[str, float]) -> str:
+    return AliasState(
+        function=d.function, alias=d.alias, version=version, weights=dict(weights), revision_id=""
+    ).describe()
+
+
+_pct = format_percent
+_dur = format_duration
+
+
+__all__ = [
+    "ActionResult",
+    "AlarmsFiring",
+    "AlreadyActed",
+    "CanaryService",
+    "HistoryEntry",
+    "NotFound",
+    "NotInPolicy",
+    "NothingLive",
+    "Refused",
+    "StartPlan",
+    "StatusEntry",
+]

@@ -1,0 +1,105 @@
+"""End to end: the real `canary-bot` console script against `moto_server` reached through AWS_ENDPOINT_URL."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from bot.aws.seed import LEGO_API, PRODUCTION_ALIAS, seed_lego_api
+
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def moto_server() -> Iterator[str]:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("moto_server did not start") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def world(moto_server: str, tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST"), timeout=5)
+    client = boto3.client("lambda", endpoint_url=moto_server, region_name="us-east-1")
+    seed_lego_api(client, boto3.client("iam", endpoint_url=moto_server, region_name="us-east-1"))
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": moto_server,
+        "CANARY_STORE_URL": f"sqlite:///{tmp_path / 'canary.db'}",
+    }
+    env.pop("CANARY_POLICY_FILE", None)
+    yield moto_server, env
+
+
+def _cli(env: dict[str, str], actor: str, *words: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "canary-bot"), *words],
+        env={**env, "CANARY_ACTOR": actor},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _alias(endpoint: str) -> tuple[str, dict[str, float]]:
+    client = boto3.client("lambda", endpoint_url=endpoint, region_name="us-east-1")
+    got = client.get_alias(FunctionName=LEGO_API, Name=PRODUCTION_ALIAS)
+    return got["FunctionVersion"], dict(got.get("RoutingConfig", {}).get("AdditionalVersionWeights", {}))
+
+
+def test_start_then_promote_through_the_console_script(world: tuple[str, dict[str, str]]) -> None:
+    endpoint, env = world
+    started = _cli(env, "maria", "start", LEGO_API, "2", "--yes")
+    assert started.returncode == 0, started.stderr
+    assert _alias(endpoint) == ("1", {"2": 0.05})
+
+    promoted = _cli(env, "joe", "promote", LEGO_API, "--yes")
+    assert promoted.returncode == 0, promoted.stderr
+    assert _alias(endpoint) == ("2", {})
+
+
+def test_start_then_rollback_and_history_names_every_actor(world: tuple[str, dict[str, str]]) -> None:
+    endpoint, env = world
+    assert _cli(env, "maria", "start", LEGO_API, "2", "--yes").returncode == 0
+    rolled = _cli(env, "joe", "rollback", LEGO_API, "--reason", "error rate 2%", "--yes")
+    assert rolled.returncode == 0, rolled.stderr
+    assert _alias(endpoint) == ("1", {})
+
+    history = _cli(env, "maria", "history", LEGO_API)
+    assert history.returncode == 0, history.stderr
+    lines = history.stdout.splitlines()
+    assert any("start" in line and "by cli:maria" in line for line in lines)
+    assert any("finish_rollback" in line and "by cli:joe" in line and "error rate 2%" in line for line in lines)
