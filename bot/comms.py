@@ -1,0 +1,346 @@
+"""The texts people copy out of Slack: the seed runbook's rollback messages and its post-deployment summary.
+
+Pure: every figure comes from the arguments. `soak_totals` also feeds the soak report, so the numbers in the
+thread and in the summary are computed one way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from bot.canary import BOT_ACTOR
+from bot.judge import Outcome, judge_period
+from bot.model import Deployment, PeriodFigures, State, Thresholds, VersionFigures
+from bot.units import format_percent
+
+# How many failing periods the summary lists before it says "and N more".
+MAX_LISTED_ISSUES = 8
+# The seed's "24 hour monitoring" after promotion.
+DEFAULT_WATCH = timedelta(hours=24)
+
+
+# ---------------------------------------------------------------- soak figures
+class VersionTotals(BaseModel):
+    """One version over a run of periods.
+
+    Rates are invocation-weighted totals (sum of errors / sum of invocations); latency percentiles cannot be
+    summed, so they are the worst period that had enough canary traffic to be judged.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    version: str
+    invocations: float
+    errors: float
+    fewest_invocations: float | None  # in any one period
+    error_rate: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    cache_hit_rate: float | None
+    cache_miss_p95_ms: float | None
+
+
+class SoakTotals(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    canary: VersionTotals
+    stable: VersionTotals
+    periods: int
+    judged_periods: int  # periods whose canary traffic met min_invocations (the worst-period pool)
+    start: datetime | None
+    end: datetime | None
+
+
+def soak_totals(figures: Sequence[PeriodFigures], *, min_invocations: int = 0) -> SoakTotals:
+    """Aggregate the periods of a soak. Worst-period figures come from periods with enough canary traffic
+    (a handful of calls makes a meaningless p95); when none had enough, from all of them."""
+    judged = [f for f in figures if f.canary.invocations >= min_invocations] or list(figures)
+    return SoakTotals(
+        canary=_totals([f.canary for f in figures], [f.canary for f in judged]),
+        stable=_totals([f.stable for f in figures], [f.stable for f in judged]),
+        periods=len(figures),
+        judged_periods=sum(f.canary.invocations >= min_invocations for f in figures),
+        start=min((f.start for f in figures), default=None),
+        end=max((f.end for f in figures), default=None),
+    )
+
+
+def _totals(every: Sequence[VersionFigures], judged: Sequence[VersionFigures]) -> VersionTotals:
+    invocations = sum(v.invocations for v in every)
+    errors = sum(v.errors for v in every)
+    hits = [v.cache_hits for v in every if v.cache_hits is not None and v.cache_misses is not None]
+    misses = [v.cache_misses for v in every if v.cache_hits is not None and v.cache_misses is not None]
+    looked_up = sum(hits) + sum(misses)
+    return VersionTotals(
+        version=every[0].version if every else "",
+        invocations=invocations,
+        errors=errors,
+        fewest_invocations=min((v.invocations for v in every), default=None),
+        error_rate=errors / invocations if invocations else None,
+        p95_ms=_worst(v.p95_ms for v in judged),
+        p99_ms=_worst(v.p99_ms for v in judged),
+        cache_hit_rate=sum(hits) / looked_up if looked_up else None,
+        cache_miss_p95_ms=_worst(v.cache_miss_p95_ms for v in judged),
+    )
+
+
+def _worst(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
+
+
+# ---------------------------------------------------------------- why it was rolled back
+CauseKind = Literal["error_rate", "latency", "cache", "alarm", "manual"]
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackCause:
+    kind: CauseKind
+    internal: str  # "Error rate exceeded 0.1% (2.5%)": for the team
+    external: str  # "elevated error rates": for the status page, no internals
+    next_steps: str
+
+
+# The judge's wording (MetricVerdict.describe): "<metric> <value> <sign> <limit>". Most specific first.
+_PATTERNS: tuple[tuple[re.Pattern[str], CauseKind, str, str], ...] = (
+    (
+        re.compile(r"error rate increase over stable (?P<v>\S+) > (?P<t>\S+)"),
+        "error_rate",
+        "Error rate exceeded stable's by more than {t} ({v})",
+        "elevated error rates",
+    ),
+    (
+        re.compile(r"error rate (?P<v>\S+) > (?P<t>\S+)"),
+        "error_rate",
+        "Error rate exceeded {t} ({v})",
+        "elevated error rates",
+    ),
+    (
+        re.compile(r"cache hit rate (?P<v>\S+) < (?P<t>\S+)"),
+        "cache",
+        "Cache hit rate below {t} ({v})",
+        "reduced cache performance",
+    ),
+    (
+        re.compile(r"cache-miss p95 (?P<v>\S+ ms) > (?P<t>\S+ ms)"),
+        "cache",
+        "Cache-miss latency above {t} ({v})",
+        "increased response times",
+    ),
+    (
+        re.compile(r"p95 vs stable (?P<v>\S+) > (?P<t>\S+)"),
+        "latency",
+        "P95 latency more than {t} stable's ({v})",
+        "increased response times",
+    ),
+    (
+        re.compile(r"\b(?P<m>p9[59]) (?P<v>\S+ ms) > (?P<t>\S+ ms)"),
+        "latency",
+        "{M} latency above {t} ({v})",
+        "increased response times",
+    ),
+)
+
+
+def rollback_cause(reason: str, *, automatic: bool) -> RollbackCause:
+    """Classify a rollback reason (the judge's or an alarm's wording, or what a person typed)."""
+    text = reason.strip()
+    for pattern, kind, internal, external in _PATTERNS:
+        if match := pattern.search(text.lower()):
+            groups = match.groupdict()
+            shown = internal.format(v=groups["v"], t=groups["t"], M=groups.get("m", "").upper())
+            periods = re.search(r"for (\d+) periods", text)
+            if periods:
+                shown += f" for {periods.group(1)} consecutive periods"
+            return RollbackCause(kind, shown, external, _next_steps(kind))
+    if "alarm" in text.lower():
+        return RollbackCause(
+            "alarm", f"CloudWatch alarm: {text}", "an automated health alert", _next_steps("alarm")
+        )
+    if automatic:
+        return RollbackCause("alarm", f"Automatic: {text}", "an automated health check", _next_steps("alarm"))
+    shown = f"Manual decision ({text})" if text else "Manual decision"
+    return RollbackCause("manual", shown, "a precautionary decision by our team", _next_steps("manual"))
+
+
+def _next_steps(kind: CauseKind) -> str:
+    return {
+        "error_rate": "Root cause analysis",
+        "latency": "Root cause analysis",
+        "cache": "Redis debugging",
+        "alarm": "Root cause analysis",
+        "manual": "Root cause analysis with whoever rolled back",
+    }[kind]
+
+
+# ---------------------------------------------------------------- the seed's rollback messages
+def internal_message(
+    d: Deployment, *, reason: str, service_name: str | None, now: datetime, automatic: bool | None = None
+) -> str:
+    """The seed's 'Internal Communication (via Slack)' text, filled in.
+
+    `automatic` (the bot decided, not a person) defaults to what the deployment records.
+    """
+    cause = rollback_cause(reason, automatic=_automatic(d) if automatic is None else automatic)
+    return "\n".join(
+        (
+            "🔴 ROLLBACK INITIATED",
+            f"- Service: {_service(d, service_name)}",
+            f"- Reason: {cause.internal}",
+            f"- Action: Reverted to version {d.stable_version} ({_stable_note(d)})",
+            "- Status: Monitoring for stability",
+            f"- Next Steps: {cause.next_steps}",
+        )
+    )
+
+
+def status_page_text(
+    d: Deployment, *, reason: str, service_name: str | None, now: datetime, automatic: bool | None = None
+) -> str:
+    """The seed's 'External Communication (Status Page)' text: no versions, metrics or names."""
+    cause = rollback_cause(reason, automatic=_automatic(d) if automatic is None else automatic)
+    name = service_name or d.function
+    return "\n".join(
+        (
+            f"Investigating: {name} Deployment Rollback",
+            f"We rolled back a recent deployment due to {cause.external}.",
+            "Service is stable on previous version. No user impact expected.",
+            "Status: Monitoring",
+            f"Updated: {_utc(now):%Y-%m-%d %H:%M} UTC",
+        )
+    )
+
+
+def _service(d: Deployment, service_name: str | None) -> str:
+    return f"{service_name or d.function} ({d.alias})"
+
+
+def _stable_note(d: Deployment) -> str:
+    """What the stable version is, as the seed says it: '(in-memory cache)' when the canary added Redis."""
+    if d.changes.get("REDIS_URL"):
+        return "in-memory cache"
+    changed = ", ".join(f"{key} {'removed' if value is None else 'set'}" for key, value in d.changes.items())
+    if changed:
+        return f"without v{d.canary_version}'s change: {changed}"
+    return f"the version before v{d.canary_version}"
+
+
+def _automatic(d: Deployment) -> bool:
+    return d.ended_by == BOT_ACTOR or (d.ended_by is None and d.state is State.ROLLING_BACK)
+
+
+# ---------------------------------------------------------------- post-deployment summary
+def post_deployment_summary(
+    d: Deployment,
+    *,
+    figures: Sequence[PeriodFigures],
+    now: datetime,
+    thresholds: Thresholds | None = None,
+    min_invocations: int = 0,
+    service_name: str | None = None,
+    watch: timedelta = DEFAULT_WATCH,
+) -> str:
+    """The seed's post-mortem markdown with the canary's real figures over the whole soak."""
+    limits = thresholds or Thresholds()
+    totals = soak_totals(figures, min_invocations=min_invocations)
+    canary = totals.canary
+    soaked = d.soak * (d.step_index + 1)
+    lines = [
+        f"# {service_name or d.function} v{d.canary_version} - {d.alias.title()} Deployment",
+        "",
+        f"**Date**: {_utc(d.ended_at or now):%Y-%m-%d}",
+        f"**Duration**: {_long(soaked)} canary + {_long(watch)} monitoring",
+        f"**Outcome**: {_outcome(d)}",
+        "",
+        "## Metrics",
+        f"- Error Rate: {_target(canary.error_rate, limits.error_rate, 'max', _pct)}",
+        f"- Cache Hit Rate: {_target(canary.cache_hit_rate, limits.cache_hit_rate, 'min', _pct)}",
+        f"- P95 Latency: {_target(canary.p95_ms, limits.p95_ms, 'max', _ms)}",
+        f"- P99 Latency: {_target(canary.p99_ms, limits.p99_ms, 'max', _ms)}",
+        f"- Cache Miss Latency: {_target(canary.cache_miss_p95_ms, limits.cache_miss_p95_ms, 'max', _ms)}",
+        f"- Invocations: {round(canary.invocations):,} on v{d.canary_version} "
+        f"({round(totals.stable.invocations):,} on v{d.stable_version}) over {totals.periods} periods",
+        "",
+        "_Canary version over the whole soak: rates are totals; latencies are the worst period._",
+        "",
+        "## Issues Encountered",
+        *_issues(d, figures, limits, min_invocations),
+        "",
+        "## Action Items",
+        *_action_items(d, watch),
+    ]
+    return "\n".join(lines)
+
+
+def _target(value: float | None, limit: float | None, comparison: str, fmt: Callable[[float], str]) -> str:
+    if value is None:
+        return "no data"
+    if limit is None:
+        return f"{fmt(value)} (not judged)"
+    sign = "<" if comparison == "max" else ">"
+    within = value <= limit if comparison == "max" else value >= limit
+    verdict = "within target" if within else "missed target"
+    return f"{fmt(value)} ({verdict} {sign} {fmt(limit)})"
+
+
+def _pct(value: float) -> str:
+    return format_percent(value)
+
+
+def _ms(value: float) -> str:
+    shown = f"{value:.0f}" if value >= 10 else f"{value:.1f}".rstrip("0").rstrip(".")
+    return f"{shown}ms"
+
+
+def _outcome(d: Deployment) -> str:
+    if d.state is State.PROMOTED:
+        return f"Success (v{d.canary_version} promoted to 100% of {d.alias})"
+    if d.state is State.ROLLED_BACK:
+        return f"Rolled back to v{d.stable_version}"
+    return f"In progress ({d.state.value})"
+
+
+def _issues(
+    d: Deployment, figures: Sequence[PeriodFigures], limits: Thresholds, min_invocations: int
+) -> list[str]:
+    issues: list[str] = []
+    if d.state is State.ROLLED_BACK and d.reason:
+        issues.append(f"- Rolled back: {d.reason}")
+    for period in figures:
+        verdict = judge_period(period, limits, min_invocations=min_invocations)
+        if verdict.outcome is Outcome.FAIL:
+            failing = "; ".join(m.describe() for m in verdict.failing)
+            issues.append(f"- {_utc(period.start):%H:%M}–{_utc(period.end):%H:%M} UTC: {failing}")
+    if len(issues) > MAX_LISTED_ISSUES:
+        issues = [*issues[:MAX_LISTED_ISSUES], f"- … and {len(issues) - MAX_LISTED_ISSUES} more"]
+    return issues or ["- None"]
+
+
+def _action_items(d: Deployment, watch: timedelta) -> list[str]:
+    items = ["- [ ] Update runbook with actual metrics"]
+    if d.state is State.ROLLED_BACK:
+        cause = rollback_cause(d.reason or "", automatic=_automatic(d))
+        items.insert(0, f"- [ ] {cause.next_steps} for v{d.canary_version}")
+    else:
+        items.append(f"- [ ] Confirm the alias still routes 100% v{d.canary_version} after {_long(watch)}")
+    if "REDIS_URL" in d.changes:
+        items.append("- [ ] Document Redis debugging procedures")
+    return items
+
+
+def _long(delta: timedelta) -> str:
+    """'1 hour', '24 hour', '1 hour 30 minute' — the seed's '1 hour canary + 24 hour monitoring' style."""
+    minutes = round(delta.total_seconds() / 60)
+    hours, minutes = divmod(minutes, 60)
+    parts = [f"{hours} hour" if hours else "", f"{minutes} minute" if minutes else ""]
+    return " ".join(p for p in parts if p) or "0 minute"
+
+
+def _utc(t: datetime) -> datetime:
+    return t.astimezone(UTC)

@@ -1,0 +1,198 @@
+"""Thread messages about what happened: traffic changes, state notes (hold, drift …) and CloudWatch alarms."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bot.comms import internal_message, post_deployment_summary, rollback_cause, status_page_text
+from bot.config import FunctionPolicy
+from bot.events import AlarmAlert, StateNoted, TrafficChanged
+from bot.model import State
+from bot.views.kit import code, context, fields, render, section
+from bot.views.text import (
+    BREACH,
+    HELD,
+    PASS,
+    WARN,
+    clip,
+    clock,
+    is_bot,
+    mention,
+    percent,
+    precise_clock,
+    seconds_between,
+    span,
+    state_word,
+    when,
+    who,
+)
+
+ALARM_MARK = "🚨"
+RESUMED_MARK = "▶️"
+EXTENDED_MARK = "⏱"
+STEP_MARK = "⏫"
+WEIGHT_MARK = "↕️"
+REASON_MAX = 500
+
+
+# ---------------------------------------------------------------- traffic
+def traffic_changed_blocks(
+    event: TrafficChanged, *, policy: FunctionPolicy, now: datetime
+) -> list[dict[str, Any]]:
+    d, by = event.deployment, who(event.actor, event.actor_mention)
+    after = event.alias_after.describe()
+    before = f"was {event.alias_before.describe()}" if event.alias_before else ""
+    c, s = f"v{d.canary_version}", f"v{d.stable_version}"
+    if event.action == "promoted":
+        summary = post_deployment_summary(
+            d,
+            figures=event.figures,
+            now=now,
+            thresholds=policy.thresholds,
+            min_invocations=policy.min_invocations,
+            service_name=policy.service_name,
+            watch=policy.watch_after_promote,
+        )
+        watch = f"keep watching for {span(policy.watch_after_promote, coarse=True)}"
+        return render(
+            [
+                section(f"*{PASS} Promoted {d.key} to {c} by {by} · alias now {after}*"),
+                context(when(event.at, now), before, watch),
+                code(summary, title="Post-deployment summary (copy into the review doc)"),
+            ]
+        )
+    if event.action == "rolled_back":
+        return _rolled_back(event, policy=policy, now=now)
+    if event.action == "weight":
+        ends = f"soak restarts, ends {clock(d.soak_ends_at)}" if d.soak_ends_at else ""
+        text = f"{WEIGHT_MARK} {by} set canary {c} to {percent(d.weight)} · alias now {after}"
+        return render([section(text), context(when(event.at, now), before, ends)])
+    step = f"Step {d.step_index + 1}/{len(d.steps)}"
+    ends = f"soak ends {clock(d.soak_ends_at)}" if d.soak_ends_at else ""
+    why = f"previous step: {event.reason}" if event.reason else ""
+    text = f"{STEP_MARK} {step}: canary {c} now at {percent(d.weight)} · alias now {after} (stable {s})"
+    return render([section(text), context(when(event.at, now), why, ends)])
+
+
+def _rolled_back(event: TrafficChanged, *, policy: FunctionPolicy, now: datetime) -> list[dict[str, Any]]:
+    d = event.deployment
+    reason = event.reason or d.reason or "no reason given"
+    automatic = event.automatic or is_bot(event.actor)
+    how = "automatic" if automatic else "manual"
+    by = f"by {who(event.actor, event.actor_mention)} ({how})"
+    if event.detected_at is not None:
+        timing = (
+            f"Detected {precise_clock(event.detected_at)} · alias reverted {precise_clock(event.at)} "
+            f"({seconds_between(event.detected_at, event.at)}) · {by}"
+        )
+    else:
+        timing = f"Reverted {clock(event.at, seconds=True)} · {by}"
+    cause = rollback_cause(reason, automatic=automatic)
+    people = f" {mention(policy.approvers)}" if policy.approvers else ""
+    lines = [
+        f"*{BREACH} Rolled back {d.key} to v{d.stable_version} — {clip(reason, REASON_MAX)}*",
+        timing,
+        f"Next: {cause.next_steps.lower()} of v{d.canary_version}; the alias stays "
+        f"{event.alias_after.describe()} until a new canary starts.{people}",
+    ]
+    name = policy.service_name
+    internal = internal_message(d, reason=reason, service_name=name, now=now, automatic=automatic)
+    public = status_page_text(d, reason=reason, service_name=name, now=now, automatic=automatic)
+    return render(
+        [
+            section("\n".join(lines)),
+            code(internal, title="Internal message to copy"),
+            code(public, title="Status-page text"),
+        ]
+    )
+
+
+# ---------------------------------------------------------------- state notes
+def state_noted_blocks(
+    event: StateNoted, *, now: datetime, approvers: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """Held, resumed, extended, cancelled, drift. `approvers` are mentioned on drift (people must look)."""
+    d, by = event.deployment, who(event.actor, event.actor_mention)
+    reason = clip(event.reason, REASON_MAX) if event.reason else ""
+    c = f"v{d.canary_version}"
+    match event.what:
+        case "held":
+            text = f"{HELD} Held by {by}{f': {reason}' if reason else ''}"
+            note = f"traffic stays {percent(d.weight)} on {c} · no automatic step, promotion or timeout"
+        case "resumed":
+            text = f"{RESUMED_MARK} Resumed by {by} · canary {state_word(d.state)}"
+            note = f"soak ends {when(d.soak_ends_at, now)}" if d.soak_ends_at else ""
+        case "extended":
+            text = f"{EXTENDED_MARK} Soak extended by {by}{f': {reason}' if reason else ''}"
+            note = f"now ends {when(d.soak_ends_at, now)}" if d.soak_ends_at else ""
+        case "cancelled":
+            text = f"Plan cancelled by {by}{f': {reason}' if reason else ''}"
+            note = "the alias was not touched"
+        case "drift":
+            outcome = {
+                State.HELD: "canary held",
+                State.CANCELLED: "plan cancelled",
+                State.ROLLING_BACK: "rollback stopped, nothing written",
+            }.get(d.state, f"canary {d.state.value}")
+            text = f"{BREACH} *{d.key}: alias changed outside canary-bot — {outcome}*\n{reason}"
+            people = f"{mention(approvers)}: " if approvers else ""
+            note = f"{people}find who changed it (CloudTrail UpdateAlias), then resume or roll back"
+    return render([section(text), context(when(event.at, now), note)])
+
+
+# ---------------------------------------------------------------- alarms
+def alarm_blocks(event: AlarmAlert, *, policy: FunctionPolicy | None, now: datetime) -> list[dict[str, Any]]:
+    """The seed's '🚨 Canary Deployment Alert' fields, plus what canary-bot did about it."""
+    state = event.state.upper()
+    cells = [("Alarm", event.alarm_name), ("State", state), ("Reason", clip(event.reason, 1900))]
+    if event.function:
+        cells.append(("Function", event.function))
+    if state == "OK":
+        return render(
+            [
+                section(f"{PASS} Alarm back to OK: `{event.alarm_name}`"),
+                fields(cells),
+                context(when(event.at, now)),
+            ]
+        )
+    mark = ALARM_MARK if state == "ALARM" else WARN
+    approvers = event.approvers or (policy.approvers if policy else ())
+    people = f" · {mention(approvers)}" if approvers and state == "ALARM" else ""
+    return render(
+        [
+            section(f"*{mark} Canary Deployment Alert*"),
+            fields(cells),
+            section(_alarm_action(event, policy) + people),
+            context(when(event.at, now)),
+        ]
+    )
+
+
+def _alarm_action(event: AlarmAlert, policy: FunctionPolicy | None) -> str:
+    d = event.deployment
+    if event.rolled_back and d is not None:
+        start, end = event.received_at, event.reverted_at
+        timing = (
+            f": notification {precise_clock(start)} → alias reverted {precise_clock(end)} "
+            f"({seconds_between(start, end)})"
+            if start is not None and end is not None
+            else ""
+        )
+        return f"{BREACH} Rolled back {d.key} to v{d.stable_version} automatically{timing}"
+    if d is None:
+        return "No live canary: alert only, nothing changed"
+    if not d.is_live:
+        return f"Canary v{d.canary_version} is already {state_word(d.state)}: nothing changed"
+    if event.state.upper() != "ALARM":
+        return f"Canary v{d.canary_version} left at {percent(d.weight)}: alarm has no data yet"
+    if policy is not None and policy.on_breach == "alert":
+        why = "policy: alert only"
+    elif d.state is State.HELD:
+        why = "the canary is held"
+    else:
+        why = "not rolled back"
+    return (
+        f"{WARN} Canary v{d.canary_version} still takes {percent(d.weight)} ({why}): "
+        f"roll back with `/canary rollback {d.function}` if this is the canary"
+    )

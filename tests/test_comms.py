@@ -1,0 +1,162 @@
+"""The seed runbook's rollback texts and post-deployment summary, filled in with real figures."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from bot.comms import internal_message, post_deployment_summary, rollback_cause, soak_totals, status_page_text
+from bot.model import Deployment, PeriodFigures, State, Thresholds
+from tests.support.canary_core import PERIOD, T0, in_state, period, version
+
+NOW = datetime(2026, 11, 28, 14, 41, 5, tzinfo=T0.tzinfo)
+
+
+def ended(state: State, **update: Any) -> Deployment:
+    return in_state(state, steps=(0.05,)).model_copy(update=update)
+
+
+# ---------------------------------------------------------------- internal message
+def test_internal_message_has_the_seeds_lines_in_order() -> None:
+    d = ended(State.ROLLED_BACK, ended_by="canary-bot")
+    text = internal_message(
+        d, reason="error rate 2.5% > 0.1% for 2 periods", service_name="LEGO API", now=NOW
+    )
+    assert text.splitlines() == [
+        "🔴 ROLLBACK INITIATED",
+        "- Service: LEGO API (production)",
+        "- Reason: Error rate exceeded 0.1% (2.5%) for 2 consecutive periods",
+        "- Action: Reverted to version 41 (the version before v42)",
+        "- Status: Monitoring for stability",
+        "- Next Steps: Root cause analysis",
+    ]
+
+
+def test_cache_breach_of_a_redis_canary_points_to_redis_debugging_and_the_in_memory_cache() -> None:
+    d = ended(State.ROLLED_BACK, ended_by="canary-bot", changes={"REDIS_URL": "redis://cache:6379"})
+    text = internal_message(
+        d, reason="cache hit rate 72% < 80% for 2 periods", service_name="LEGO API", now=NOW
+    )
+    assert "- Reason: Cache hit rate below 80% (72%) for 2 consecutive periods" in text
+    assert "- Action: Reverted to version 41 (in-memory cache)" in text
+    assert "- Next Steps: Redis debugging" in text
+    assert "redis://cache" not in text
+
+
+def test_manual_rollback_reads_as_a_manual_decision() -> None:
+    d = ended(State.ROLLED_BACK, ended_by="slack:U0SRE (sre)")
+    text = internal_message(d, reason="odd logs in v42", service_name=None, now=NOW)
+    assert "- Service: production-lego-api (production)" in text
+    assert "- Reason: Manual decision (odd logs in v42)" in text
+
+
+@pytest.mark.parametrize(
+    ("reason", "kind", "internal"),
+    [
+        ("p95 250 ms > 100 ms for 2 periods", "latency", "P95 latency above 100 ms (250 ms)"),
+        ("p99 400 ms > 300 ms", "latency", "P99 latency above 300 ms (400 ms)"),
+        ("cache-miss p95 350 ms > 300 ms", "cache", "Cache-miss latency above 300 ms (350 ms)"),
+        ("error rate increase over stable 0.3% > 0.1%", "error_rate", "Error rate exceeded stable's"),
+        ("alarm canary-bot/fn/production/v42/error-rate in ALARM", "alarm", "CloudWatch alarm"),
+    ],
+)
+def test_rollback_cause_reads_the_judges_and_alarms_wording(reason: str, kind: str, internal: str) -> None:
+    cause = rollback_cause(reason, automatic=True)
+    assert cause.kind == kind
+    assert cause.internal.startswith(internal)
+
+
+# ---------------------------------------------------------------- status page
+def test_status_page_text_has_the_seeds_shape_and_no_internals() -> None:
+    d = ended(State.ROLLED_BACK, ended_by="canary-bot")
+    text = status_page_text(
+        d, reason="error rate 2.5% > 0.1% for 2 periods", service_name="LEGO API", now=NOW
+    )
+    assert text.splitlines() == [
+        "Investigating: LEGO API Deployment Rollback",
+        "We rolled back a recent deployment due to elevated error rates.",
+        "Service is stable on previous version. No user impact expected.",
+        "Status: Monitoring",
+        "Updated: 2026-11-28 14:41 UTC",
+    ]
+    assert "v42" not in text and "2.5%" not in text
+
+
+def test_status_page_for_a_manual_rollback_does_not_guess_a_metric() -> None:
+    d = ended(State.ROLLED_BACK, ended_by="slack:U0SRE (sre)")
+    text = status_page_text(d, reason="saw odd logs", service_name="LEGO API", now=NOW)
+    assert "due to a precautionary decision by our team." in text
+    assert "odd logs" not in text
+
+
+# ---------------------------------------------------------------- summary
+def clean_soak(errors_first: float = 1) -> list[PeriodFigures]:
+    """Ten 5-minute periods of 1,000 canary calls; `errors_first` errors in the first, one in the second."""
+    figures = [
+        period(T0 + PERIOD * i, canary=version("42", invocations=1000, cache_hits=950, cache_misses=50))
+        for i in range(10)
+    ]
+    figures[0] = period(T0, canary=version("42", invocations=1000, errors=errors_first))
+    figures[1] = period(T0 + PERIOD, canary=version("42", invocations=1000, errors=1))
+    return figures
+
+
+def test_summary_carries_the_real_figures_of_the_soak() -> None:
+    d = ended(State.PROMOTED, ended_at=NOW)
+    text = post_deployment_summary(d, figures=clean_soak(), now=NOW, service_name="LEGO API")
+    assert text.startswith("# LEGO API v42 - Production Deployment\n")
+    assert "**Date**: 2026-11-28" in text
+    assert "**Duration**: 1 hour canary + 24 hour monitoring" in text
+    assert "**Outcome**: Success" in text
+    # 2 errors in 10 × 1,000 invocations (no single period above 0.1%).
+    assert "- Error Rate: 0.02% (within target < 0.1%)" in text
+    # 2 × 940 + 8 × 950 hits of 10,000 lookups.
+    assert "- Cache Hit Rate: 94.8% (within target > 80%)" in text
+    assert "- P95 Latency: 42ms (within target < 100ms)" in text
+    assert "## Issues Encountered\n- None" in text
+    assert "- [ ] Update runbook with actual metrics" in text
+
+
+def test_summary_lists_breaching_periods_and_a_missed_target() -> None:
+    figures = clean_soak(errors_first=30)
+    d = ended(State.ROLLED_BACK, ended_at=NOW, reason="error rate 3% > 0.1% for 2 periods")
+    text = post_deployment_summary(d, figures=figures, now=NOW, thresholds=Thresholds())
+    assert "**Outcome**: Rolled back to v41" in text
+    assert "- Error Rate: 0.31% (missed target < 0.1%)" in text
+    assert "- Rolled back: error rate 3% > 0.1% for 2 periods" in text
+    assert "- 14:00–14:05 UTC: error rate 3% > 0.1%" in text
+    assert "- [ ] Root cause analysis for v42" in text
+
+
+def test_summary_counts_the_soak_of_every_step_and_says_no_data_when_there_is_none() -> None:
+    d = in_state(State.PROMOTED, steps=(0.05, 0.25), soak=timedelta(minutes=30)).model_copy(
+        update={"step_index": 1}
+    )
+    text = post_deployment_summary(d, figures=[], now=NOW)
+    assert "**Duration**: 1 hour canary" in text
+    assert "- Error Rate: no data" in text
+
+
+# ---------------------------------------------------------------- totals
+def test_soak_totals_weight_rates_by_invocations_and_take_the_worst_judged_period() -> None:
+    figures = [
+        period(T0, canary=version("42", invocations=1000, errors=0, p95_ms=40.0)),
+        period(T0 + PERIOD, canary=version("42", invocations=3000, errors=6, p95_ms=80.0)),
+        # Too little traffic to judge: its wild p95 does not become the step's p95.
+        period(T0 + PERIOD * 2, canary=version("42", invocations=5, errors=0, p95_ms=900.0)),
+        period(T0 + PERIOD * 3, canary=version("42", invocations=1000, p95_ms=None, cache_hits=None)),
+    ]
+    totals = soak_totals(figures, min_invocations=200)
+    assert totals.canary.error_rate == pytest.approx(6 / 5005)
+    assert totals.canary.p95_ms == 80.0
+    assert totals.canary.fewest_invocations == 5
+    assert totals.periods == 4 and totals.judged_periods == 3
+    assert totals.start == T0 and totals.end == T0 + PERIOD * 4
+
+
+def test_soak_totals_of_nothing_are_empty_not_zero() -> None:
+    totals = soak_totals([])
+    assert totals.canary.error_rate is None and totals.canary.p95_ms is None
+    assert totals.periods == 0 and totals.start is None
