@@ -148,7 +148,8 @@ def test_low_traffic_soak_is_inconclusive_never_promoted() -> None:
     assert decision.kind is DecisionKind.INCONCLUSIVE
     assert (
         decision.reason
-        == "soak inconclusive: 3 of 12 periods passed (10 needed), 9 without enough data, 0 failed"
+        == "soak inconclusive (too little evidence): 3 of 12 periods passed (10 needed), 9 without enough data, "
+        "0 failed"
     )
 
 
@@ -165,10 +166,25 @@ def test_soak_needs_eighty_percent_of_its_periods_to_pass(pattern: str, expected
     assert decision.kind is expected
 
 
-def test_any_failed_period_makes_the_soak_inconclusive() -> None:
+def test_an_isolated_failing_period_is_tolerated_and_named_in_the_reason() -> None:
     decision = decide(started(), judged(T0, "P" * 5 + "F" + "P" * 6), policy(auto_promote=True), now=SOAK_END)
+    assert decision.kind is DecisionKind.PROMOTE
+    assert "1 isolated failing period" in decision.reason
+
+
+def test_a_soak_ending_on_a_failing_period_is_inconclusive() -> None:
+    decision = decide(started(), judged(T0, "P" * 11 + "F"), policy(auto_promote=True), now=SOAK_END)
     assert decision.kind is DecisionKind.INCONCLUSIVE
-    assert decision.reason.endswith("1 failed")
+    assert "the last period failed" in decision.reason
+
+
+def test_a_breach_that_only_alerted_makes_the_soak_inconclusive() -> None:
+    pattern = "P" * 4 + "FF" + "P" * 6
+    decision = decide(
+        started(), judged(T0, pattern), policy(auto_promote=True, on_breach="alert"), now=SOAK_END
+    )
+    assert decision.kind is DecisionKind.INCONCLUSIVE
+    assert "a breach" in decision.reason
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,459 @@
+"""The soak loop: fetch every live canary's figures, judge them, report in its thread, act via the service.
+
+`SoakRunner.tick(now)` is the whole automatic side of canary-bot. Each tick:
+
+1. reads the live canaries (CANARY, AWAITING_APPROVAL, HELD) from the store,
+2. asks the metrics port for all of them in ONE round (complete, clock-aligned periods of the current step),
+3. stores the figures, judges every complete period of the step (and, if the policy says so, the step's
+   canary series against stable's with Mann-Whitney U),
+4. posts the soak report that fell due, so the thread reads "report 4/4" before "approval wanted",
+5. records the verdict and acts on `judge.decide` through CanaryService — the only code that changes state.
+
+Nothing is remembered between ticks: decisions are derived from the stored deployment, the figures and
+`now`, and everything said once (reports, breach alerts) is claimed in the store first. Running tick twice at
+the same `now`, on a restarted process or on a second replica, does not act or post twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import statistics
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from bot import judge
+from bot.actors import BOT
+from bot.config import FunctionPolicy
+from bot.events import SoakReport
+from bot.judge import Decision, DecisionKind, MetricVerdict, Outcome, PeriodVerdict
+from bot.model import Deployment, PeriodFigures, State, Thresholds, VersionFigures
+from bot.ports import CanaryError, MetricsPort, WindowRequest
+from bot.service import CanaryService
+
+log = logging.getLogger(__name__)
+
+ChartRenderer = Callable[[Deployment, list[PeriodFigures], Thresholds], bytes | None]
+
+# States whose alias carries canary traffic that the bot still judges.
+SOAKING_STATES = frozenset({State.CANARY, State.AWAITING_APPROVAL, State.HELD})
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class TickOutcome:
+    """What one tick made of one deployment. `kind` is None when it could not be judged (see `error`)."""
+
+    deployment_id: str
+    kind: DecisionKind | None
+    reason: str
+    error: str | None = None
+
+
+def align_down(moment: datetime, period: timedelta) -> datetime:
+    """The latest clock multiple of `period` at or before `moment` (Logs Insights bins are clock-aligned)."""
+    return moment - (moment - _EPOCH) % period
+
+
+def default_chart(d: Deployment, figures: list[PeriodFigures], thresholds: Thresholds) -> bytes | None:
+    """bot.charts.soak_chart_png, imported on first use (matplotlib is heavy); None when unavailable."""
+    try:
+        from bot.charts import soak_chart_png
+    except ImportError:
+        log.warning("bot.charts is not available: soak reports go out without a chart")
+        return None
+    return soak_chart_png(d, figures, thresholds=thresholds)
+
+
+class SoakRunner:
+    def __init__(
+        self, service: CanaryService, metrics: MetricsPort, *, chart: ChartRenderer | None = None
+    ) -> None:
+        self.service = service
+        self.metrics = metrics
+        self._chart = chart or default_chart
+        # The scheduler's jobs (interval tick, reports, deadlines) may overlap: one at a time per process.
+        # Across processes the store's claims and revisions keep actions single.
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------ the loop
+    def tick(self, now: datetime | None = None) -> list[TickOutcome]:
+        """Judge every live canary once and act on what the judge decides. Never raises for one canary."""
+        now = now or self.service.clock.now()
+        with self._lock:
+            live = self._soaking()
+            if not live:
+                return []
+            policies, outcomes = self._policies(live)
+            requests = [
+                request
+                for d in live
+                if d.id in policies and (request := self._window(d, policies[d.id], now)) is not None
+            ]
+            figures: dict[str, list[PeriodFigures]] = {}
+            if requests:
+                try:
+                    figures = self.metrics.fetch(requests)
+                except Exception as exc:
+                    # Metrics down: change nothing (no judgement on missing figures); try again next tick.
+                    log.warning("metrics fetch failed; skipping this tick: %s", exc, exc_info=True)
+                    return [
+                        TickOutcome(d.id, None, "metrics unavailable; nothing changed", error=str(exc))
+                        for d in live
+                    ]
+            for d in live:
+                if d.id in policies:
+                    outcomes.append(self._judge_and_act(d, policies[d.id], figures.get(d.id, []), now))
+            return outcomes
+
+    def report(self, now: datetime | None = None) -> int:
+        """Post the soak reports that are due (ticks post them too; each goes out once). Returns how many."""
+        now = now or self.service.clock.now()
+        posted = 0
+        with self._lock:
+            for d in self._soaking():
+                try:
+                    policy = self.service.policy_for(d.function)
+                except CanaryError as exc:
+                    log.warning("no soak report for %s: %s", d.id, exc)
+                    continue
+                posted += self._report_safely(d, policy, now)
+        return posted
+
+    # ------------------------------------------------------------ read side (no AWS call)
+    def summary(self, d: Deployment) -> tuple[list[PeriodFigures], list[PeriodVerdict]]:
+        """The current step's stored figures and their verdicts, judged exactly as the tick judges them."""
+        policy = self.service.policy_for(d.function)
+        figures = _step_figures(d, self.service.store.figures_for(d.id))
+        return figures, self._judge(figures, policy)
+
+    def latest_verdicts(self, deployments: Sequence[Deployment]) -> dict[str, PeriodVerdict]:
+        """Deployment id -> its latest judged period, for those that have one."""
+        latest: dict[str, PeriodVerdict] = {}
+        for d in deployments:
+            try:
+                _, verdicts = self.summary(d)
+            except CanaryError as exc:
+                log.warning("no verdicts for %s: %s", d.id, exc)
+                continue
+            if verdicts:
+                latest[d.id] = verdicts[-1]
+        return latest
+
+    # ------------------------------------------------------------ one tick, step by step
+    def _soaking(self) -> list[Deployment]:
+        return [d for d in self.service.store.list_live() if d.state in SOAKING_STATES]
+
+    def _policies(self, live: Sequence[Deployment]) -> tuple[dict[str, FunctionPolicy], list[TickOutcome]]:
+        policies: dict[str, FunctionPolicy] = {}
+        unjudged: list[TickOutcome] = []
+        for d in live:
+            try:
+                policies[d.id] = self.service.policy_for(d.function)
+            except CanaryError as exc:
+                # Taken out of the policy file mid-canary: nothing to judge against; people must decide.
+                log.error("cannot judge %s: %s", d.id, exc)
+                unjudged.append(TickOutcome(d.id, None, "no policy to judge against", error=str(exc)))
+        return policies, unjudged
+
+    def _window(self, d: Deployment, policy: FunctionPolicy, now: datetime) -> WindowRequest | None:
+        """The step's complete, clock-aligned periods; None until one that began inside the step is over."""
+        if d.step_started_at is None:
+            return None
+        start = align_down(d.step_started_at, policy.period)
+        end = align_down(now, policy.period)
+        first_judged = start if start == d.step_started_at else start + policy.period
+        if first_judged + policy.period > end:
+            return None
+        return WindowRequest(
+            deployment_id=d.id,
+            function=d.function,
+            alias=d.alias,
+            canary_version=d.canary_version,
+            stable_version=d.stable_version,
+            start=start,
+            end=end,
+            period_seconds=int(policy.period.total_seconds()),
+            log_group=policy.log_group,
+            cache_query=policy.cache_query,
+        )
+
+    def _judge_and_act(
+        self, listed: Deployment, policy: FunctionPolicy, figures: list[PeriodFigures], now: datetime
+    ) -> TickOutcome:
+        decision: Decision | None = None
+        try:
+            store = self.service.store
+            if figures:
+                store.save_figures(listed.id, figures)
+            # Re-read: a person may have acted while the metrics were in flight; their action wins.
+            d = store.get(listed.id)
+            if d is None or d.state not in SOAKING_STATES:
+                state = d.state.value if d is not None else "gone"
+                return TickOutcome(listed.id, DecisionKind.CONTINUE, f"ended meanwhile ({state})")
+            self._report_safely(d, policy, now)
+            verdicts = self._judge(_step_figures(d, store.figures_for(d.id)), policy)
+            decision = judge.decide(d, verdicts, policy, now=now)
+            noted = self._note(d, decision, verdicts)
+            if noted is None:
+                return TickOutcome(d.id, None, "changed while judging; judged again next tick")
+            self._act(noted, decision, verdicts, now)
+            return TickOutcome(d.id, decision.kind, decision.reason)
+        except Exception as exc:
+            # AliasDrift, AlreadyActed, AwsFailure...: this canary waits for the next tick or a person;
+            # the others go on.
+            if isinstance(exc, CanaryError):
+                log.warning("acting on %s failed: %s", listed.id, exc)
+            else:
+                log.exception("acting on %s failed", listed.id)
+            kind = decision.kind if decision is not None else None
+            reason = decision.reason if decision is not None else "not judged"
+            return TickOutcome(listed.id, kind, reason, error=str(exc))
+
+    def _judge(self, figures: list[PeriodFigures], policy: FunctionPolicy) -> list[PeriodVerdict]:
+        verdicts = [
+            judge.judge_period(f, policy.thresholds, min_invocations=policy.min_invocations) for f in figures
+        ]
+        if policy.statistical.enabled:
+            verdicts = _with_series_checks(figures, verdicts, policy)
+        return verdicts
+
+    def _note(
+        self, d: Deployment, decision: Decision, verdicts: Sequence[PeriodVerdict]
+    ) -> Deployment | None:
+        """Record the verdict; None when someone changed the deployment first (decide again next tick).
+
+        An unchanged verdict is not written again: every save bumps the revision, and Slack buttons carry
+        the revision they were drawn for, so a save per minute would make every button stale.
+        """
+        if not verdicts:
+            return d  # nothing judged in this step yet: nothing new to remember
+        text = verdict_text(verdicts[-1])
+        if d.last_verdict == text and d.breach_streak == decision.breach_streak:
+            return d
+        noted = self.service.note_verdict(d, verdict=text, breach_streak=decision.breach_streak)
+        if noted.last_verdict != text or _moved_on(d, noted):
+            return None
+        return noted
+
+    def _act(
+        self, d: Deployment, decision: Decision, verdicts: Sequence[PeriodVerdict], now: datetime
+    ) -> None:
+        service, reason = self.service, decision.reason
+        match decision.kind:
+            case DecisionKind.CONTINUE:
+                return
+            case DecisionKind.ROLLBACK:
+                service.rollback(d.function, d.alias, BOT, reason=reason, deployment_id=d.id, detected_at=now)
+            case DecisionKind.ALERT:
+                # Once per breach streak: the streak is named by the start of its first failing period.
+                first_failing = _judged(d, verdicts, now)[-decision.breach_streak]
+                key = f"alert:{d.id}:{d.step_index}:{first_failing.start.isoformat()}"
+                if self.service.store.claim(key, now):
+                    service.breach_alert(d, reason=reason)
+            case DecisionKind.NEXT_STEP:
+                service.next_step(d, reason=reason)
+            case DecisionKind.AWAIT_APPROVAL:
+                service.await_approval(d, reason=reason)
+            case DecisionKind.PROMOTE:
+                service.auto_promote(d, reason=reason)
+            case DecisionKind.INCONCLUSIVE:
+                service.inconclusive(d, reason=reason)
+            case DecisionKind.APPROVAL_TIMEOUT:
+                action = decision.action or self.service.policy_for(d.function).on_approval_timeout
+                service.approval_timed_out(d, action=action, reason=reason)
+
+    # ------------------------------------------------------------ reports
+    def _report_safely(self, d: Deployment, policy: FunctionPolicy, now: datetime) -> int:
+        """A report that cannot be posted never holds up a decision (least of all a rollback)."""
+        try:
+            return self._post_due_report(d, policy, now)
+        except Exception:
+            log.exception("soak report for %s failed", d.id)
+            return 0
+
+    def _post_due_report(self, d: Deployment, policy: FunctionPolicy, now: datetime) -> int:
+        """Post the latest due report of the current step, once. Reports skipped by downtime are dropped."""
+        due = due_report(d, policy.report_every, now)
+        if due is None:
+            return 0
+        number, total = due
+        store = self.service.store
+        if not store.claim(_report_key(d, number), now):
+            return 0
+        for skipped in range(1, number):
+            store.claim(_report_key(d, skipped), now)
+        figures, verdicts = self.summary(d)
+        event = SoakReport(
+            deployment=d,
+            at=now,
+            actor=BOT.label,
+            number=number,
+            total=total,
+            figures=figures,
+            verdicts=list(verdicts),
+            chart_png=self._render_chart(d, figures, policy.thresholds),
+        )
+        try:
+            self.service.notifier.publish(event)
+        except Exception:
+            log.exception("posting soak report %d/%d of %s failed", number, total, d.id)
+        return 1
+
+    def _render_chart(
+        self, d: Deployment, figures: list[PeriodFigures], thresholds: Thresholds
+    ) -> bytes | None:
+        if not figures:
+            return None
+        try:
+            return self._chart(d, figures, thresholds)
+        except Exception:
+            log.exception("chart for %s failed; the report goes out without it", d.id)
+            return None
+
+
+# ---------------------------------------------------------------- pure helpers
+def due_report(d: Deployment, every: timedelta, now: datetime) -> tuple[int, int] | None:
+    """(number, total) of the latest soak report due by `now` in the current step, or None.
+
+    Report n is due at step start + n × every, and the last one at the end of the soak (so a 20 min soak
+    reported every 15 min gets 2 reports, the second at 20 min). The total counts over the step's soak
+    window as it stands, so an extended soak gets more reports.
+    """
+    start = d.step_started_at
+    if start is None or every <= timedelta(0):
+        return None
+    window = d.soak_ends_at - start if d.soak_ends_at is not None else d.soak
+    total = max(1, math.ceil(window / every))
+    soak_over = d.soak_ends_at is not None and now >= d.soak_ends_at
+    number = total if soak_over else min(total, (now - start) // every)
+    return (number, total) if number >= 1 else None
+
+
+def verdict_text(latest: PeriodVerdict) -> str:
+    """The line remembered on the deployment: '✅ all within thresholds', '🔴 error rate 2.5% > 0.1%'."""
+    mark = {Outcome.PASS: "✅", Outcome.FAIL: "🔴", Outcome.NO_DATA: "⚠️"}[latest.outcome]
+    return f"{mark} {latest.reason}"
+
+
+def _report_key(d: Deployment, number: int) -> str:
+    # The step's start is part of the key: a manual weight change restarts the soak (and its reports)
+    # without changing the step index.
+    started = d.step_started_at.isoformat() if d.step_started_at else "-"
+    return f"report:{d.id}:{d.step_index}:{started}:{number}"
+
+
+def _step_figures(d: Deployment, figures: Sequence[PeriodFigures]) -> list[PeriodFigures]:
+    """Periods that began inside the current step, oldest first (the one straddling its start is not
+    evidence about this step's weight)."""
+    return sorted(
+        (f for f in figures if d.step_started_at is None or f.start >= d.step_started_at),
+        key=lambda f: f.start,
+    )
+
+
+def _judged(d: Deployment, verdicts: Sequence[PeriodVerdict], now: datetime) -> list[PeriodVerdict]:
+    """The verdicts `judge.decide` looks at, in its order."""
+    return sorted(
+        (v for v in verdicts if (d.step_started_at is None or v.start >= d.step_started_at) and v.end <= now),
+        key=lambda v: v.start,
+    )
+
+
+def _moved_on(before: Deployment, after: Deployment) -> bool:
+    """Did someone else change the deployment's course between our read and our note?"""
+    fields = ("state", "step_index", "weight", "step_started_at", "soak_ends_at", "approval_deadline")
+    return any(getattr(before, name) != getattr(after, name) for name in fields)
+
+
+# ---------------------------------------------------------------- statistical check
+@dataclass(frozen=True, slots=True)
+class _SeriesCheck:
+    metric: str
+    label: str
+    unit: Literal["%", "ms"]
+    figure: Callable[[VersionFigures], float | None]
+
+
+_SERIES_CHECKS = (
+    _SeriesCheck("p95_ms_mann_whitney", "p95 vs stable (Mann-Whitney)", "ms", lambda v: v.p95_ms),
+    _SeriesCheck(
+        "error_rate_mann_whitney", "error rate vs stable (Mann-Whitney)", "%", lambda v: v.error_rate
+    ),
+)
+
+
+def _with_series_checks(
+    figures: Sequence[PeriodFigures], verdicts: Sequence[PeriodVerdict], policy: FunctionPolicy
+) -> list[PeriodVerdict]:
+    """Add Kayenta's comparison to each period: is the canary's series so far worse than stable's?
+
+    Period k is judged on the step's periods up to and including k, so every period's verdict is fixed once
+    it is complete, and `evaluation_periods` consecutive failing comparisons are needed to act, as for the
+    thresholds. Each point is one period: with `period: 1m` this is Kayenta's per-minute Mann-Whitney U
+    (p95 and error rate, one-sided, at `statistical.confidence`). Periods with too little canary traffic
+    neither feed the series nor get the check.
+    """
+    confidence = policy.statistical.confidence
+    out: list[PeriodVerdict] = []
+    for k, verdict in enumerate(verdicts):
+        if figures[k].canary.invocations < policy.min_invocations:
+            out.append(verdict)
+            continue
+        series = [f for f in figures[: k + 1] if f.canary.invocations >= policy.min_invocations]
+        checks = [m for check in _SERIES_CHECKS if (m := _compare(check, series, confidence)) is not None]
+        failing = [m for m in checks if m.outcome is Outcome.FAIL]
+        update: dict[str, object] = {"metrics": [*verdict.metrics, *checks]}
+        if failing and verdict.outcome is not Outcome.FAIL:
+            worst = failing[0]
+            update["outcome"] = Outcome.FAIL
+            update["reason"] = (
+                f"{worst.describe()} (medians; one-sided U test at {confidence:.0%} confidence)"
+            )
+        out.append(verdict.model_copy(update=update))
+    return out
+
+
+def _compare(check: _SeriesCheck, series: Sequence[PeriodFigures], confidence: float) -> MetricVerdict | None:
+    canary = [_or_nan(check.figure(f.canary)) for f in series]
+    stable = [_or_nan(check.figure(f.stable)) for f in series]
+    outcome = judge.compare_series(canary, stable, confidence=confidence, worse="higher")
+    if outcome is Outcome.NO_DATA:
+        return None
+    canary_median, stable_median = _median(canary), _median(stable)
+    # The "threshold" shown is stable's median: the line the canary's series was compared against.
+    return MetricVerdict(
+        metric=check.metric,
+        label=check.label,
+        outcome=outcome,
+        canary=canary_median,
+        stable=stable_median,
+        threshold=stable_median if stable_median is not None else math.nan,
+        comparison="max",
+        unit=check.unit,
+    )
+
+
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def _median(values: Sequence[float]) -> float | None:
+    present = [v for v in values if not math.isnan(v)]
+    return statistics.median(present) if present else None
+
+
+__all__ = [
+    "SOAKING_STATES",
+    "ChartRenderer",
+    "SoakRunner",
+    "TickOutcome",
+    "align_down",
+    "default_chart",
+    "due_report",
+    "verdict_text",
+]
