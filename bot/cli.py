@@ -42,6 +42,7 @@ from bot.verbs import (
     help_text,
     parse_words,
 )
+from bot.views.text import threshold_rules, threshold_sentence
 
 EXIT_OK, EXIT_AWS, EXIT_BAD_INPUT, EXIT_REFUSED = 0, 1, 2, 3
 
@@ -88,6 +89,10 @@ class Console:
 
     def warn(self, text: str) -> None:
         print(text, file=self.err)
+
+    def ask(self, prompt: str) -> str:
+        """One line from the person; EOFError when there is none (end of input)."""
+        return self._ask(prompt)
 
     def confirm(self, question: str) -> bool:
         try:
@@ -263,24 +268,14 @@ def render_plan(plan: StartPlan) -> str:
         )
         new = f" (new: {changed})"
     steps = " → ".join(format_percent(s) for s in d.steps)
-    t = policy.thresholds
-    rules = []
-    if t.error_rate is not None:
-        rules.append(f"error rate > {format_percent(t.error_rate)}")
-    if t.p95_ms is not None:
-        rules.append(f"p95 > {t.p95_ms:g} ms")
-    if t.p99_ms is not None:
-        rules.append(f"p99 > {t.p99_ms:g} ms")
-    if t.cache_hit_rate is not None:
-        rules.append(f"cache hit < {format_percent(t.cache_hit_rate)}")
-    if t.cache_miss_p95_ms is not None:
-        rules.append(f"cache-miss p95 > {t.cache_miss_p95_ms:g} ms")
+    rules = threshold_sentence(threshold_rules(policy.thresholds)) or "no thresholds set"
     lines = [
         f"Canary plan · {d.key}  ({d.id})",
         f"  Now       {plan.alias_now.describe()}",
         f"  After     {plan.after}{new}",
-        f"  Steps     {steps}, soak {format_duration(d.soak)} each, report every {format_duration(policy.report_every)}",
-        f"  Rollback  {policy.on_breach} if {', '.join(rules)} "
+        f"  Steps     {steps}, soak {format_duration(d.soak)} each, "
+        f"report every {format_duration(policy.report_every)}",
+        f"  Rollback  {policy.on_breach} if {rules} "
         f"for {policy.evaluation_periods} × {format_duration(policy.period)}",
         f"  Approvers {', '.join(policy.approvers) or '(none listed)'}"
         + ("  · two-person rule" if policy.two_person_rule else ""),

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 from slack_bolt.request import BoltRequest
 from slack_sdk.signature import SignatureVerifier
 
-from tests.support.fake_slack import APP_ID, BOT_USER_ID, TEAM_ID
+from bot.demo.fake_slack import APP_ID, BOT_USER_ID, TEAM_ID
 
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
 USER_ID = "U0ALICE"
@@ -97,6 +97,7 @@ def block_actions(
     user_id: str = USER_ID,
     user_name: str = USER_NAME,
     channel_id: str = CHANNEL_ID,
+    channel_name: str | None = None,
     team_id: str = TEAM_ID,
     message_ts: str = "1700000000.000100",
     message_blocks: Sequence[Mapping[str, Any]] = (),
@@ -123,7 +124,10 @@ def block_actions(
         "team": {"id": team_id, "domain": "fake-workspace"},
         "enterprise": None,
         "is_enterprise_install": False,
-        "channel": {"id": channel_id, "name": CHANNEL_NAME},
+        "channel": {
+            "id": channel_id,
+            "name": channel_name or (CHANNEL_NAME if channel_id == CHANNEL_ID else "random"),
+        },
         "message": {
             "type": "message",
             "user": BOT_USER_ID,

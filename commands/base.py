@@ -1,0 +1,88 @@
+"""What every verb module shares: its dependencies, its reply, and the one place errors become messages."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import BotoCoreError
+
+from bot import views
+from bot.actors import Actor, NotAuthorized
+from bot.canary import IllegalTransition, InvalidPlan
+from bot.config import PolicyError
+from bot.ports import AwsFailure, CanaryError, Clock, NotFound
+from bot.service import CanaryService, NotInPolicy
+from bot.soak import SoakRunner
+from bot.verbs import UsageError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Deps:
+    service: CanaryService
+    clock: Clock
+    soak: SoakRunner | None = None  # latest figures for status and App Home, read from the store
+
+
+@dataclass
+class Reply:
+    """An answer to the asker: ephemeral unless in_channel."""
+
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+    in_channel: bool = False
+    replace_original: bool = False
+
+    def payload(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "text": self.text,
+            "response_type": "in_channel" if self.in_channel else "ephemeral",
+            "replace_original": self.replace_original,
+        }
+        if self.blocks:
+            body["blocks"] = self.blocks
+        return body
+
+
+def error_reply(exc: BaseException, verb: str | None) -> Reply:
+    """Bad input: what was wrong and the usage line. Refusals: why. Never a traceback."""
+    if isinstance(exc, UsageError):
+        return Reply(text=f"⚠️ {exc.message}", blocks=views.error_blocks(exc.message, exc.usage))
+    if isinstance(exc, NotFound | NotInPolicy | InvalidPlan | PolicyError):
+        usage = UsageError("", verb).usage
+        return Reply(text=f"⚠️ {exc}", blocks=views.error_blocks(str(exc), usage))
+    if isinstance(exc, AwsFailure | BotoCoreError):
+        message = f"AWS did not do it: {exc}. Nothing else was changed."
+        return Reply(text=f"🔴 {message}", blocks=views.refusal_blocks(message))
+    if isinstance(exc, NotAuthorized | IllegalTransition | CanaryError):
+        return Reply(text=f"⛔ {exc}", blocks=views.refusal_blocks(str(exc)))
+    ref = uuid.uuid4().hex[:8]
+    log.exception("unexpected error (ref %s)", ref)
+    message = (
+        f"Something went wrong on our side (ref {ref}); it is logged. Nothing was changed by this request."
+    )
+    return Reply(text=message, blocks=views.refusal_blocks(message))
+
+
+def safely(verb: str | None, work: Callable[[], Reply]) -> Reply:
+    try:
+        return work()
+    except Exception as exc:
+        return error_reply(exc, verb)
+
+
+def slack_actor(body: dict[str, Any]) -> Actor:
+    """The person behind a slash command or an interaction payload."""
+    user = body.get("user") or {}
+    user_id = body.get("user_id") or user.get("id") or "unknown"
+    name = body.get("user_name") or user.get("username") or user.get("name") or user_id
+    channel = body.get("channel") or {}
+    container = body.get("container") or {}
+    channel_id = body.get("channel_id") or channel.get("id") or container.get("channel_id")
+    channel_name = body.get("channel_name") or channel.get("name")
+    return Actor(id=user_id, name=name, source="slack", channel=channel_id, channel_name=channel_name)

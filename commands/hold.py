@@ -1,0 +1,25 @@
+"""/canary hold FUNCTION [--reason TEXT]: pause automatic decisions; traffic stays as it is."""
+
+from __future__ import annotations
+
+from bot.actors import Actor
+from bot.verbs import HoldArgs
+from commands.base import Deps, Reply, safely
+
+
+def handle(args: HoldArgs, actor: Actor, deps: Deps) -> Reply:
+    def work() -> Reply:
+        return Reply(
+            text=f"⏸ {deps.service.hold(args.function, args.alias, actor, reason=args.reason).message}"
+        )
+
+    return safely("hold", work)
+
+
+def click(deployment_id: str, actor: Actor, deps: Deps) -> Reply:
+    def work() -> Reply:
+        d = deps.service.get(deployment_id)
+        result = deps.service.hold(d.function, d.alias, actor, reason=f"held by {actor.name} from Slack")
+        return Reply(text=f"⏸ Held by {actor.mention}: {result.message}", replace_original=True)
+
+    return safely("hold", work)

@@ -1,0 +1,24 @@
+"""/canary resume FUNCTION: resume automatic decisions after a hold."""
+
+from __future__ import annotations
+
+from bot.actors import Actor
+from bot.verbs import TargetArgs
+from commands.base import Deps, Reply, safely
+
+
+def handle(args: TargetArgs, actor: Actor, deps: Deps) -> Reply:
+    def work() -> Reply:
+        return Reply(text=f"▶️ {deps.service.resume(args.function, args.alias, actor).message}")
+
+    return safely("resume", work)
+
+
+def click(deployment_id: str, actor: Actor, deps: Deps) -> Reply:
+    def work() -> Reply:
+        d = deps.service.get(deployment_id)
+        return Reply(
+            text=f"▶️ {deps.service.resume(d.function, d.alias, actor).message}", replace_original=True
+        )
+
+    return safely("resume", work)

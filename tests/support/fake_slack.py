@@ -1,0 +1,6 @@
+"""The fake Slack Web API lives in bot/demo (the demo runs on it too); tests import it from here."""
+
+from bot.demo.fake_slack import *  # noqa: F403
+from bot.demo.fake_slack import FakeSlack, PostedMessage, RecordedCall, UploadedFile
+
+__all__ = ["FakeSlack", "PostedMessage", "RecordedCall", "UploadedFile"]
