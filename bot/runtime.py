@@ -1,0 +1,165 @@
+"""Assembly: settings + clients → service, Bolt app, soak runner and scheduler, alarm intakes.
+
+`canary-bot serve` builds it from the environment; the demo builds it around moto and a fake Slack.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from slack_bolt import App
+from slack_sdk import WebClient
+
+from bot.actors import Authorizer
+from bot.alarm_responder import AlarmResponder
+from bot.app import create_app
+from bot.config import Policy, Settings, load_policy
+from bot.events import AlarmAlert
+from bot.ports import AlarmsPort, Clock, MetricsPort, StorePort, TrafficPort
+from bot.scheduler import SoakScheduler
+from bot.service import CanaryService
+from bot.slack_groups import SlackGroupDirectory
+from bot.slack_notifier import SlackNotifier
+from bot.sns_http import SnsHttpIntake
+from bot.sns_verify import SnsVerifier
+from bot.soak import SoakRunner
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AwsAdapters:
+    traffic: TrafficPort
+    metrics: MetricsPort
+    alarms: AlarmsPort | None
+    sqs: Any | None = None  # boto3 SQS client, for the alarm queue
+
+
+def aws_adapters(settings: Settings) -> AwsAdapters:
+    """The real adapters, on boto3 clients that honour AWS_ENDPOINT_URL."""
+    from bot.aws.alarms import CloudWatchAlarms
+    from bot.aws.cache_logs import LogsInsightsCache
+    from bot.aws.clients import cloudwatch_client, lambda_client, logs_client, sqs_client
+    from bot.aws.metrics import CloudWatchMetrics
+    from bot.aws.traffic import LambdaTraffic
+
+    region = settings.aws_region
+    cloudwatch = cloudwatch_client(region=region)
+    cache = LogsInsightsCache(logs_client(region=region), sleep=time.sleep, monotonic=time.monotonic)
+    return AwsAdapters(
+        traffic=LambdaTraffic(lambda_client(region=region)),
+        metrics=CloudWatchMetrics(cloudwatch, cache),
+        alarms=CloudWatchAlarms(cloudwatch, region),
+        sqs=sqs_client(region=region) if settings.alarm_queue_url else None,
+    )
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    policy: Policy
+    clock: Clock
+    store: StorePort
+    service: CanaryService
+    slack: WebClient
+    app: App
+    soak: SoakRunner
+    scheduler: SoakScheduler
+    responder: AlarmResponder
+    sns_intake: SnsHttpIntake
+    alarm_queue: Any | None  # bot.aws.alarm_queue.AlarmQueue
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        live = self.store.list_live()
+        return True, {"live_canaries": len(live), "time": self.clock.now().isoformat()}
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    slack: WebClient,
+    clock: Clock,
+    store: StorePort,
+    aws: AwsAdapters,
+    policy: Policy | None = None,
+    process_before_response: bool = False,
+    tick_every: timedelta = timedelta(minutes=1),
+) -> Runtime:
+    policy = policy or load_policy(settings.policy_file)
+    alarms = aws.alarms
+    notifier = SlackNotifier(
+        slack, policy, clock, dashboard_url=_dashboard_links(alarms, settings.aws_region)
+    )
+    service = CanaryService(
+        traffic=aws.traffic,
+        store=store,
+        policy=policy,
+        clock=clock,
+        notifier=notifier,
+        authorizer=Authorizer(SlackGroupDirectory(slack, clock)),
+        alarms=alarms,
+        alarm_topic_arn=settings.alarm_topic_arn,
+    )
+    from bot.charts import soak_chart_png
+
+    soak = SoakRunner(service, aws.metrics, chart=soak_chart_png)
+    scheduler = SoakScheduler(soak, tick_every=tick_every)
+    responder = AlarmResponder(service, default_channel=settings.alert_channel)
+    report_poison = poison_reporter(service, settings.alert_channel)
+    sns_intake = SnsHttpIntake(SnsVerifier(settings.allowed_topics()), responder, on_poison=report_poison)
+    queue = None
+    if settings.alarm_queue_url and aws.sqs is not None:
+        from bot.aws.alarm_queue import AlarmQueue
+
+        queue = AlarmQueue(aws.sqs, settings.alarm_queue_url, responder.handle, report_poison)
+    app = create_app(settings, service, slack, process_before_response=process_before_response, soak=soak)
+    return Runtime(
+        settings=settings,
+        policy=policy,
+        clock=clock,
+        store=store,
+        service=service,
+        slack=slack,
+        app=app,
+        soak=soak,
+        scheduler=scheduler,
+        responder=responder,
+        sns_intake=sns_intake,
+        alarm_queue=queue,
+    )
+
+
+def poison_reporter(service: CanaryService, channel: str | None) -> Any:
+    """Report an unreadable alarm notification once (per message id) to the log and the alert channel."""
+
+    def report(message_id: str, reason: str) -> None:
+        log.error("unreadable alarm notification %s: %s", message_id, reason)
+        if not service.store.claim(f"poison:{message_id}", service.clock.now()):
+            return
+        alert = AlarmAlert(
+            at=service.clock.now(),
+            alarm_name="(unreadable notification)",
+            state="UNREADABLE",
+            reason=f"message {message_id}: {reason}",
+            function=None,
+            deployment=None,
+            channel=channel,
+        )
+        try:
+            service.notifier.publish(alert)
+        except Exception:
+            log.exception("could not report the unreadable notification %s", message_id)
+
+    return report
+
+
+def _dashboard_links(alarms: AlarmsPort | None, region: str) -> Any:
+    if alarms is None:
+        return None
+    from bot.aws.alarms import dashboard_name, dashboard_url
+
+    return lambda d: dashboard_url(region, dashboard_name(d))

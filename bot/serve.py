@@ -1,0 +1,99 @@
+"""`canary-bot serve`: Socket Mode when SLACK_APP_TOKEN is set, otherwise HTTP on PORT (/slack/events).
+
+Both modes also serve /healthz and /sns on PORT, start the soak scheduler (its jobs derived from the store),
+and poll the alarm queue when CANARY_ALARM_QUEUE_URL is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from bot.config import PolicyError, Settings
+
+if TYPE_CHECKING:
+    from bot.cli import Console
+
+log = logging.getLogger(__name__)
+
+
+def serve_main(args: Sequence[str], console: Console) -> int:
+    if args:
+        console.warn(
+            f"error: serve takes no arguments (got {' '.join(args)}); configure it with the environment"
+        )
+        console.warn("usage: canary-bot serve")
+        return 2
+    from bot.slack_client import SlackSettingsError, make_web_client, validate_slack_settings
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        console.warn(f"error: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}")
+        return 2
+    socket_mode = bool(settings.slack_app_token)
+    try:
+        validate_slack_settings(settings, socket_mode=socket_mode)
+    except SlackSettingsError as exc:
+        console.warn(f"error: {exc}")
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from bot.clock import SystemClock
+    from bot.runtime import aws_adapters, build_runtime
+    from bot.store import open_store
+
+    try:
+        runtime = build_runtime(
+            settings,
+            slack=make_web_client(settings.slack_bot_token or "", base_url=settings.slack_api_url),
+            clock=SystemClock(),
+            store=open_store(settings.store_url),
+            aws=aws_adapters(settings),
+        )
+    except PolicyError as exc:
+        console.warn(f"error: bad policy file: {exc}")
+        return 2
+    except ValueError as exc:
+        console.warn(f"error: {exc}")
+        return 2
+    return _run(runtime, socket_mode=socket_mode, console=console)
+
+
+def _run(runtime: Any, *, socket_mode: bool, console: Console) -> int:
+    from bot.http_server import BackgroundServer, make_wsgi_app, serve
+
+    stop = threading.Event()
+    runtime.scheduler.start()
+    if runtime.alarm_queue is not None:
+        threading.Thread(
+            target=runtime.alarm_queue.run_forever, args=(stop,), name="alarm-queue", daemon=True
+        ).start()
+    settings = runtime.settings
+    try:
+        if socket_mode:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            side = make_wsgi_app(None, sns_handler=runtime.sns_intake, health=runtime.health)
+            with BackgroundServer(side, host="0.0.0.0", port=settings.port):
+                console.say(f"canary-bot: Socket Mode; /healthz and /sns on port {settings.port}")
+                handler = SocketModeHandler(runtime.app, settings.slack_app_token)
+                signal.signal(signal.SIGTERM, lambda *_: handler.close())  # type: ignore[no-untyped-call]
+                handler.start()  # type: ignore[no-untyped-call]
+        else:
+            console.say(f"canary-bot: HTTP on port {settings.port} (/slack/events, /sns, /healthz)")
+            serve(
+                make_wsgi_app(runtime.app, sns_handler=runtime.sns_intake, health=runtime.health),
+                port=settings.port,
+            )
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        runtime.scheduler.shutdown()
+    return 0
