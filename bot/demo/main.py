@@ -1,8 +1,10 @@
-"""Entry of `canary-bot demo`."""
+"""Entry of `canary-bot demo`: the healthy and the bad-canary story, or an interactive session."""
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -16,17 +18,43 @@ DEMO_ENV = {
     "AWS_REGION": "us-east-1",
     "MPLBACKEND": "Agg",
 }
+USAGE = "usage: canary-bot demo [--interactive | --cli]"
 
 
 def demo_main(args: Sequence[str], console: Console) -> int:
-    # The demo must never touch a real account, whatever the caller's environment holds.
+    if len(args) > 1 or (args and args[0] not in ("--interactive", "--cli")):
+        console.warn(f"error: unknown demo option {' '.join(args)!r}")
+        console.warn(USAGE)
+        return 2
+    # The demo must never touch a real account or workspace, whatever the caller's environment holds.
     os.environ.update(DEMO_ENV)
-    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
+    for key in (
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_SESSION_TOKEN",
+        "SLACK_API_URL",
+        "CANARY_POLICY_FILE",
+    ):
         os.environ.pop(key, None)
-    from bot.demo.cli_story import cli_story
+    logging.basicConfig(level=logging.CRITICAL)  # the story is the output; errors show up in it
+    if args and args[0] == "--cli":
+        from bot.demo.cli_story import cli_story
 
-    ok = cli_story(console)
-    if not ok:
+        return 0 if cli_story(console) else 1
+    if args:
+        from bot.demo.interactive import interactive
+
+        return interactive(console)
+    from bot.demo.scenarios import bad_canary, healthy
+
+    began = time.monotonic()
+    results = {"healthy": healthy(console.say), "bad canary": bad_canary(console.say)}
+    took = time.monotonic() - began
+    console.say("\n" + "═" * 100)
+    for name, ok in results.items():
+        console.say(f"  {'✅' if ok else '🔴'} {name}")
+    console.say(f"  the whole story took {took:.1f} s")
+    if not all(results.values()):
         console.warn("demo: a scenario did not end as it should (see above)")
         return 1
     return 0

@@ -1,0 +1,74 @@
+"""The two stories `make demo` tells, each in a fresh world. Each returns True only when it ended as it should."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bot.aws.seed import LEGO_API, REDIS_URL
+from bot.demo.world import DemoWorld
+from bot.model import State
+
+Write = Callable[[str], None]
+
+
+def _title(write: Write, text: str) -> None:
+    write("\n" + "═" * 100)
+    write(f"  {text}")
+    write("═" * 100)
+
+
+def _verdict(write: Write, ok: bool, good: str, bad: str) -> bool:
+    write(f"\n{'✅' if ok else '🔴'} {good if ok else bad}")
+    return ok
+
+
+def healthy(write: Write) -> bool:
+    """Publish v2 with REDIS_URL, 5% canary, 1 h soak with 4 reports, two-person promotion, summary."""
+    _title(write, "Scenario 1 · healthy: the Redis migration, as the runbook plans it")
+    with DemoWorld(write, publish_redis_version=False) as world:
+        write("production-lego-api v1 (in-memory cache) serves 100% of alias production.")
+        world.print_alias()
+        world.slash("maria", f"start {LEGO_API} --publish --set REDIS_URL={REDIS_URL}")
+        world.press("maria", world.button("Start"))
+        write("\n… 2,000 requests a minute; the soak runs for an hour of simulated time …")
+        world.run(61, stop=lambda: _state(world) is State.AWAITING_APPROVAL)
+        world.press("maria", world.button("Promote"))
+        world.press("joe", world.button("Promote"))
+        world.print_alias()
+        d = world.runtime.service.history(LEGO_API)[0].deployment
+        ok = d.state is State.PROMOTED and world.alias() == ("2", {})
+        return _verdict(
+            write,
+            ok,
+            "healthy: v2 promoted to 100% after a clean soak, by a second person",
+            f"healthy: expected v2 promoted, got {d.state.value} with alias {world.alias()}",
+        )
+
+
+def bad_canary(write: Write) -> bool:
+    """v2's error rate spikes; the canary alarm fires; the bot rolls back at once and tells everyone."""
+    _title(write, "Scenario 2 · bad canary: Redis errors, alarm, automatic rollback")
+    with DemoWorld(write, publish_redis_version=True) as world:
+        write("v1 serves production; v2 (with REDIS_URL) was published earlier.")
+        world.slash("maria", f"start {LEGO_API} 2")
+        world.press("maria", world.button("Start"))
+        write("\n… ten healthy minutes …")
+        world.run(10, quiet=True)
+        world.screen.flush()
+        write("\n… then v2 starts failing: 2.5% of its requests hit 'Redis connection pool exhausted' …")
+        world.sim.behave("2", error_rate=0.025, error_message="Redis connection pool exhausted")
+        world.run(20, stop=lambda: _state(world) is not State.CANARY)
+        world.print_alias()
+        d = world.runtime.service.history(LEGO_API)[0].deployment
+        ok = d.state is State.ROLLED_BACK and world.alias() == ("1", {}) and bool(world.sim.fired)
+        return _verdict(
+            write,
+            ok,
+            f"bad canary: alarm {world.sim.fired[0] if world.sim.fired else '?'} fired and v1 serves 100% again",
+            f"bad canary: expected a rollback by alarm, got {d.state.value} with alias {world.alias()}",
+        )
+
+
+def _state(world: DemoWorld) -> State | None:
+    history = world.runtime.service.history(LEGO_API, limit=1)
+    return history[0].deployment.state if history else None
