@@ -38,7 +38,9 @@ class SnsHttpIntake:
         try:
             self._verifier.verify(envelope)
         except SnsVerificationError as exc:
-            log.warning("refused SNS message %s from %s: %s", envelope.MessageId, envelope.TopicArn, exc.reason)
+            log.warning(
+                "refused SNS message %s from %s: %s", envelope.MessageId, envelope.TopicArn, exc.reason
+            )
             return 403, "signature verification failed"
         if envelope.Type == "SubscriptionConfirmation":
             try:

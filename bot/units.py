@@ -87,7 +87,7 @@ def format_percent(fraction: float) -> str:
 
 def format_duration(delta: timedelta) -> str:
     """timedelta(hours=1, minutes=30) -> '1h30m'; keeps it short for Slack."""
-    total = int(round(delta.total_seconds()))
+    total = round(delta.total_seconds())
     if total == 0:
         return "0s"
     sign = "-" if total < 0 else ""
@@ -108,7 +108,9 @@ def _duration_validator(value: Any) -> timedelta:
 
 
 # Field types for pydantic models: accept "5%" / "1h" and keep floats / timedeltas inside.
-Percent = Annotated[float, BeforeValidator(_percent_validator), PlainSerializer(format_percent, when_used="json")]
+Percent = Annotated[
+    float, BeforeValidator(_percent_validator), PlainSerializer(format_percent, when_used="json")
+]
 Duration = Annotated[
     timedelta, BeforeValidator(_duration_validator), PlainSerializer(format_duration, when_used="json")
 ]

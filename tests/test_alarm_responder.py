@@ -70,7 +70,9 @@ def test_an_alarm_with_no_live_canary_only_alerts(identity: sns.SigningIdentity)
     assert _alerts(world)[-1].rolled_back is False
 
 
-def test_an_alarm_about_the_stable_version_does_not_roll_the_canary_back(identity: sns.SigningIdentity) -> None:
+def test_an_alarm_about_the_stable_version_does_not_roll_the_canary_back(
+    identity: sns.SigningIdentity,
+) -> None:
     world = make_world()
     world.start()
     outcome = AlarmResponder(world.service).handle(_envelope(identity, version="1"))
@@ -125,7 +127,9 @@ def test_a_failure_while_handling_releases_the_message_for_a_retry(identity: sns
 
 
 # ---------------------------------------------------------------- SNS HTTPS intake
-def _intake(world: World, identity: sns.SigningIdentity) -> tuple[SnsHttpIntake, list[tuple[str, str]], list[str]]:
+def _intake(
+    world: World, identity: sns.SigningIdentity
+) -> tuple[SnsHttpIntake, list[tuple[str, str]], list[str]]:
     certs = sns.CertServer()
     certs.add(identity)
     poison: list[tuple[str, str]] = []
@@ -167,7 +171,9 @@ def test_a_message_from_a_topic_not_allowed_is_refused(identity: sns.SigningIden
     world.start()
     intake, _, _ = _intake(world, identity)
     other = "arn:aws:sns:us-east-1:123456789012:someone-else"
-    status, _ = intake(json.dumps(sns.notification(sns.alarm_message(), identity, topic_arn=other)).encode(), {})
+    status, _ = intake(
+        json.dumps(sns.notification(sns.alarm_message(), identity, topic_arn=other)).encode(), {}
+    )
     assert status == 403
     assert world.alias() == ("1", {"2": 0.05})
 
@@ -177,7 +183,9 @@ def test_subscription_confirmation_is_confirmed_only_when_verified(identity: sns
     intake, _, opened = _intake(world, identity)
     status, _ = intake(json.dumps(sns.subscription_confirmation(identity)).encode(), {})
     assert status == 200 and len(opened) == 1
-    forged = sns.subscription_confirmation(sns.make_identity(key=sns.signing_key(1), cert_url=identity.cert_url))
+    forged = sns.subscription_confirmation(
+        sns.make_identity(key=sns.signing_key(1), cert_url=identity.cert_url)
+    )
     status, _ = intake(json.dumps(forged).encode(), {})
     assert status == 403 and len(opened) == 1
 

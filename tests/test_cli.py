@@ -41,7 +41,9 @@ class Moto:
         self.out.truncate()
         self.err.seek(0)
         self.err.truncate()
-        console = Console(out=self.out, err=self.err, ask=lambda _q: self.answers.pop(0) if self.answers else "")
+        console = Console(
+            out=self.out, err=self.err, ask=lambda _q: self.answers.pop(0) if self.answers else ""
+        )
         return run(line.split(), self.service, cli_actor(user), console)
 
     def alias(self) -> tuple[str, dict[str, float]]:
@@ -155,7 +157,9 @@ def test_a_policy_file_with_a_misspelt_key_names_file_key_and_reason(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     policy = tmp_path / "policy.yaml"
-    policy.write_text("defaults:\n  soak: 1h\nfunctions:\n  production-lego-api:\n    alias: production\n    aproovers: [U1]\n")
+    policy.write_text(
+        "defaults:\n  soak: 1h\nfunctions:\n  production-lego-api:\n    alias: production\n    aproovers: [U1]\n"
+    )
     monkeypatch.setenv("CANARY_POLICY_FILE", str(policy))
     monkeypatch.setenv("CANARY_STORE_URL", f"sqlite:///{tmp_path}/s.db")
     assert main(["status"]) == 2
@@ -177,7 +181,9 @@ def test_a_policy_value_of_the_wrong_kind_is_explained(
     assert "defaults.thresholds.p95_ms" in err
 
 
-def test_a_bad_store_url_is_one_clear_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_bad_store_url_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("CANARY_STORE_URL", "postgres://nope")
     assert main(["status"]) == 2
     assert "CANARY_STORE_URL" in capsys.readouterr().err

@@ -102,4 +102,6 @@ def test_start_then_rollback_and_history_names_every_actor(world: tuple[str, dic
     assert history.returncode == 0, history.stderr
     lines = history.stdout.splitlines()
     assert any("start" in line and "by cli:maria" in line for line in lines)
-    assert any("finish_rollback" in line and "by cli:joe" in line and "error rate 2%" in line for line in lines)
+    assert any(
+        "finish_rollback" in line and "by cli:joe" in line and "error rate 2%" in line for line in lines
+    )

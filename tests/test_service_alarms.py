@@ -44,7 +44,8 @@ def test_an_approver_may_override_the_alarm_guard_with_a_reason_which_is_audited
     alarms.add_alarm("lego-api-5xx", function=FN, state="ALARM")
     world = make_world(alarms=alarms)
     plan = world.service.plan(
-        StartArgs(function=FN, version="2", override_alarms="known flaky alarm, INC-42"), slack_user("UAPPROVER1")
+        StartArgs(function=FN, version="2", override_alarms="known flaky alarm, INC-42"),
+        slack_user("UAPPROVER1"),
     )
     assert plan.alarms_overridden == ("lego-api-5xx",)
     record = world.service.store.audit_for(plan.deployment.id)[0]
@@ -56,5 +57,7 @@ def test_a_non_approver_cannot_override_the_alarm_guard() -> None:
     alarms.add_alarm("lego-api-5xx", function=FN, state="ALARM")
     world = make_world(alarms=alarms)
     with pytest.raises(NotAuthorized):
-        world.service.plan(StartArgs(function=FN, version="2", override_alarms="trust me"), slack_user("UOUTSIDER"))
+        world.service.plan(
+            StartArgs(function=FN, version="2", override_alarms="trust me"), slack_user("UOUTSIDER")
+        )
     assert world.service.store.list_live() == []

@@ -73,7 +73,11 @@ def test_rollback_reverts_the_alias_to_stable_with_the_reason() -> None:
     assert result.deployment.state is State.ROLLED_BACK
     assert result.deployment.reason == "cache hit 60%"
     event = world.notifier.events[-1]
-    assert isinstance(event, TrafficChanged) and event.action == "rolled_back" and event.reason == "cache hit 60%"
+    assert (
+        isinstance(event, TrafficChanged)
+        and event.action == "rolled_back"
+        and event.reason == "cache hit 60%"
+    )
 
 
 def test_a_second_start_while_one_is_live_is_refused_and_changes_nothing() -> None:
@@ -214,7 +218,7 @@ def test_a_click_rendered_for_an_older_revision_is_refused_saying_what_changed()
     world.start()
     old = world.service.live(FN).revision
     world.service.extend(FN, None, MARIA, by=timedelta(minutes=30))
-    with pytest.raises(AlreadyActed, match="out of date.*extend"):
+    with pytest.raises(AlreadyActed, match=r"out of date.*extend"):
         world.service.promote(FN, None, JOE, expected_revision=old)
     assert world.alias() == ("1", {"2": 0.05})
 
@@ -312,7 +316,9 @@ def test_a_retry_after_a_write_that_landed_but_timed_out_just_records_it() -> No
     world.start()
     d = world.service.live(FN)
     world.traffic.force_change(FN, ALIAS, "2", {})  # the promote's write landed; its answer was lost
-    world.service.store.save(d.model_copy(update={"alias_revision": world.traffic.get_alias(FN, ALIAS).revision_id}))
+    world.service.store.save(
+        d.model_copy(update={"alias_revision": world.traffic.get_alias(FN, ALIAS).revision_id})
+    )
     result = world.service.promote(FN, None, JOE)
     assert result.deployment.state is State.PROMOTED
     assert world.alias() == ("2", {})

@@ -71,4 +71,6 @@ def make_world(policy: Policy | None = None, **service_kwargs: Any) -> World:
 
 
 def slack_user(user_id: str, name: str | None = None, channel: str = "C0DEPLOYS") -> Actor:
-    return Actor(id=user_id, name=name or user_id.lower(), source="slack", channel=channel, channel_name="deploys")
+    return Actor(
+        id=user_id, name=name or user_id.lower(), source="slack", channel=channel, channel_name="deploys"
+    )
