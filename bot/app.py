@@ -1,6 +1,15 @@
-"""create_app: the Bolt app with every listener of commands/ and handlers/ registered."""
+"""create_app: the Bolt app with every listener of commands/ and handlers/ registered.
+
+Every listener is split Bolt's "lazy" way: an ack function that runs on the request's own thread and answers
+Slack at once (no AWS call, no Web API call), and the work, handed to an executor. A pool of slow answers
+(Slack or AWS taking seconds) can then never delay another user's ack past Slack's 3 s.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from slack_bolt import App
 from slack_sdk import WebClient
@@ -11,25 +20,44 @@ from bot.soak import SoakRunner
 from commands.base import Deps
 from handlers import actions, home, modals, slash
 
+T = TypeVar("T")
+LISTENER_THREADS = 16
+
+
+class InlineExecutor(Executor):
+    """Runs the work at once, on the caller's thread: tests and the demo see its effects when dispatch returns."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
 
 def create_app(
     settings: Settings,
     service: CanaryService,
     client: WebClient,
     *,
-    process_before_response: bool = False,
+    inline: bool = False,
     soak: SoakRunner | None = None,
 ) -> App:
     """Request signature verification stays on (Bolt checks it in HTTP mode; Socket Mode has no signatures).
 
-    process_before_response=True runs listeners before the HTTP response: for FaaS hosts and for tests.
+    inline=True runs the work before dispatch returns (tests, the demo); otherwise on a thread pool.
     """
+    executor: Executor = (
+        InlineExecutor() if inline else ThreadPoolExecutor(LISTENER_THREADS, thread_name_prefix="canary-work")
+    )
     app = App(
         client=client,
         signing_secret=settings.slack_signing_secret or "",
         request_verification_enabled=True,
         token_verification_enabled=False,  # auth.test at start-up would make tests and the demo call Slack
-        process_before_response=process_before_response,
+        process_before_response=True,  # the ack functions answer on the request thread; work is lazy
+        listener_executor=executor,
     )
     deps = Deps(service=service, clock=service.clock, soak=soak)
     for surface in (slash, actions, modals, home):

@@ -86,7 +86,7 @@ def build_runtime(
     store: StorePort,
     aws: AwsAdapters,
     policy: Policy | None = None,
-    process_before_response: bool = False,
+    inline: bool = False,
     tick_every: timedelta = timedelta(minutes=1),
 ) -> Runtime:
     policy = policy or load_policy(settings.policy_file)
@@ -116,7 +116,7 @@ def build_runtime(
         from bot.aws.alarm_queue import AlarmQueue
 
         queue = AlarmQueue(aws.sqs, settings.alarm_queue_url, responder.handle, report_poison)
-    app = create_app(settings, service, slack, process_before_response=process_before_response, soak=soak)
+    app = create_app(settings, service, slack, inline=inline, soak=soak)
     return Runtime(
         settings=settings,
         policy=policy,

@@ -1,27 +1,47 @@
 """Buttons: Start/Cancel on the preview, Promote / Roll back / Extend / Hold / Resume on prompts and decisions.
 
-Each click is acked at once, then authorized on the server (at click time, with the clicker's identity) and
-checked against the deployment revision the message was rendered for.
+Each click is acked at once; the work then authorizes the clicker on the server (at click time, with the
+clicker's identity) and checks the deployment revision the message was rendered for.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot import views
+from bot.actors import Actor
 from commands import extend, hold, promote, resume, rollback, start
 from commands.base import Deps, Reply, safely, slack_actor
 
 log = logging.getLogger(__name__)
 
+# A button's work: (deployment id, revision it was rendered for, extra values, clicker) → reply.
+Click = Callable[[views.ButtonRef, Actor, Deps], Reply]
 
-def _ref(body: dict[str, Any]) -> views.ButtonRef:
-    return views.parse_button_value(body["actions"][0].get("value") or "")
+CLICKS: dict[str, Click] = {
+    views.ACTION_START_CONFIRM: lambda ref, actor, deps: start.confirm(
+        ref.deployment_id, ref.revision, actor, deps
+    ),
+    views.ACTION_START_CANCEL: lambda ref, actor, deps: start.cancel(
+        ref.deployment_id, ref.revision, actor, deps
+    ),
+    views.ACTION_PROMOTE: lambda ref, actor, deps: promote.click(
+        ref.deployment_id, ref.revision, actor, deps
+    ),
+    views.ACTION_EXTEND: lambda ref, actor, deps: extend.click(ref.deployment_id, ref.revision, actor, deps),
+    views.ACTION_HOLD: lambda ref, actor, deps: hold.click(ref.deployment_id, actor, deps),
+    views.ACTION_RESUME: lambda ref, actor, deps: resume.click(ref.deployment_id, actor, deps),
+}
+
+
+def _ack(ack: Ack) -> None:
+    ack()
 
 
 def _answer(respond: Respond, reply: Reply) -> None:
@@ -33,51 +53,27 @@ def _answer(respond: Respond, reply: Reply) -> None:
     respond(**payload)
 
 
-def register(app: App, deps: Deps) -> None:
-    def bad_click(respond: Respond, exc: Exception) -> None:
+def _button(body: dict[str, Any], respond: Respond) -> views.ButtonRef | None:
+    try:
+        return views.parse_button_value(body["actions"][0].get("value") or "")
+    except ValueError as exc:
         log.warning("unreadable button value: %s", exc)
         respond(text="⚠️ This button is not one canary-bot can read.", replace_original=False)
+        return None
 
-    @app.action(views.ACTION_START_CONFIRM)
-    def start_confirm(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        ack()
-        try:
-            ref = _ref(body)
-        except ValueError as exc:
-            bad_click(respond, exc)
-            return
-        _answer(respond, start.confirm(ref.deployment_id, ref.revision, slack_actor(body), deps))
 
-    @app.action(views.ACTION_START_CANCEL)
-    def start_cancel(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        ack()
-        try:
-            ref = _ref(body)
-        except ValueError as exc:
-            bad_click(respond, exc)
-            return
-        _answer(respond, start.cancel(ref.deployment_id, ref.revision, slack_actor(body), deps))
+def register(app: App, deps: Deps) -> None:
+    def on_click(body: dict[str, Any], respond: Respond) -> None:
+        ref = _button(body, respond)
+        if ref is not None:
+            _answer(respond, CLICKS[body["actions"][0]["action_id"]](ref, slack_actor(body), deps))
 
-    @app.action(views.ACTION_PROMOTE)
-    def promote_click(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        ack()
-        try:
-            ref = _ref(body)
-        except ValueError as exc:
-            bad_click(respond, exc)
+    def on_rollback(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        ref = _button(body, respond)
+        if ref is None:
             return
-        _answer(respond, promote.click(ref.deployment_id, ref.revision, slack_actor(body), deps))
-
-    @app.action(views.ACTION_ROLLBACK)
-    def rollback_click(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
-        ack()
-        try:
-            ref = _ref(body)
-        except ValueError as exc:
-            bad_click(respond, exc)
-            return
-        reason = str(ref.extra.get("reason") or "").strip()
         actor = slack_actor(body)
+        reason = str(ref.extra.get("reason") or "").strip()
         if reason:
             _answer(respond, rollback.click(ref.deployment_id, ref.revision, reason, actor, deps))
             return
@@ -96,38 +92,12 @@ def register(app: App, deps: Deps) -> None:
                 }
             )
             client.views_open(trigger_id=body["trigger_id"], view=modal)
-            return Reply(text="", replace_original=True)
+            return Reply(text="")
 
         reply = safely("rollback", ask_reason)
         if reply.text:
             _answer(respond, reply)
 
-    @app.action(views.ACTION_EXTEND)
-    def extend_click(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        ack()
-        try:
-            ref = _ref(body)
-        except ValueError as exc:
-            bad_click(respond, exc)
-            return
-        _answer(respond, extend.click(ref.deployment_id, ref.revision, slack_actor(body), deps))
-
-    @app.action(views.ACTION_HOLD)
-    def hold_click(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        ack()
-        try:
-            ref = _ref(body)
-        except ValueError as exc:
-            bad_click(respond, exc)
-            return
-        _answer(respond, hold.click(ref.deployment_id, slack_actor(body), deps))
-
-    @app.action(views.ACTION_RESUME)
-    def resume_click(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        ack()
-        try:
-            ref = _ref(body)
-        except ValueError as exc:
-            bad_click(respond, exc)
-            return
-        _answer(respond, resume.click(ref.deployment_id, slack_actor(body), deps))
+    for action_id in CLICKS:
+        app.action(action_id)(ack=_ack, lazy=[on_click])
+    app.action(views.ACTION_ROLLBACK)(ack=_ack, lazy=[on_rollback])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import App
+from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot import views
@@ -21,12 +21,17 @@ ACTION_TO_RULE = {
 }
 
 
+def _ack(ack: Ack) -> None:
+    ack()
+
+
 def register(app: App, deps: Deps) -> None:
-    @app.event("app_home_opened")
     def home(event: dict[str, Any], client: WebClient) -> None:
         if event.get("tab", "home") != "home":
             return
         publish_home(client, event["user"], deps)
+
+    app.event("app_home_opened")(ack=_ack, lazy=[home])
 
 
 def publish_home(client: WebClient, user_id: str, deps: Deps) -> None:

@@ -1,4 +1,4 @@
-"""The rollback-reason modal: submitted reason → rollback through the service."""
+"""The rollback-reason modal: an empty reason is refused in the form (in the ack); a submitted reason rolls back."""
 
 from __future__ import annotations
 
@@ -16,25 +16,32 @@ from commands.base import Deps, slack_actor
 log = logging.getLogger(__name__)
 
 
+def _reason(view: dict[str, Any]) -> str:
+    state = view.get("state", {}).get("values", {})
+    value = state.get(views.BLOCK_ROLLBACK_REASON, {}).get(views.INPUT_ROLLBACK_REASON, {}).get("value")
+    return str(value or "").strip()
+
+
 def register(app: App, deps: Deps) -> None:
-    @app.view(views.CALLBACK_ROLLBACK_REASON)
-    def rollback_reason(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        state = view.get("state", {}).get("values", {})
-        reason = (
-            state.get(views.BLOCK_ROLLBACK_REASON, {}).get(views.INPUT_ROLLBACK_REASON, {}).get("value") or ""
-        ).strip()
-        if not reason:
+    def acknowledge(ack: Ack, view: dict[str, Any]) -> None:
+        if not _reason(view):
             ack(
                 response_action="errors",
                 errors={views.BLOCK_ROLLBACK_REASON: "Say why: it goes in the audit log"},
             )
             return
         ack()
+
+    def run(body: dict[str, Any], view: dict[str, Any]) -> None:
+        reason = _reason(view)
+        if not reason:
+            return
         meta = json.loads(view.get("private_metadata") or "{}")
         ref = views.parse_button_value(meta.get("button") or "")
         reply = rollback.click(ref.deployment_id, meta.get("revision"), reason, slack_actor(body), deps)
         response_url = meta.get("response_url")
         if response_url:
             # The modal has no message of its own: answer where the Roll back button was.
-            payload = reply.payload()
-            WebhookClient(response_url).send_dict(payload)
+            WebhookClient(response_url).send_dict(reply.payload())
+
+    app.view(views.CALLBACK_ROLLBACK_REASON)(ack=acknowledge, lazy=[run])

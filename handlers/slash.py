@@ -1,4 +1,5 @@
-"""The /canary slash command: ack at once, parse, then run the verb and answer the asker (ephemeral)."""
+"""The /canary slash command: ack at once (bad input is answered in the ack), then run the verb and answer the
+asker (ephemeral)."""
 
 from __future__ import annotations
 
@@ -15,14 +16,21 @@ COMMAND = "/canary"
 
 
 def register(app: App, deps: Deps) -> None:
-    @app.command(COMMAND)
-    def canary(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        # Parsing is pure and fast, so bad input is answered in the ack itself; no AWS call happens before ack.
+    def acknowledge(ack: Ack, body: dict[str, Any]) -> None:
+        # Parsing is pure and fast; no AWS or Web API call happens before the ack.
         try:
-            args = parse_text(body.get("text") or "")
+            parse_text(body.get("text") or "")
         except UsageError as exc:
             ack(text=f"⚠️ {exc.message}", blocks=views.error_blocks(exc.message, exc.usage))
             return
         ack()
+
+    def run(body: dict[str, Any], respond: Respond) -> None:
+        try:
+            args = parse_text(body.get("text") or "")
+        except UsageError:
+            return  # already answered in the ack
         reply = HANDLERS[args.verb](args, slack_actor(body), deps)
         respond(**reply.payload())
+
+    app.command(COMMAND)(ack=acknowledge, lazy=[run])

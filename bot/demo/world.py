@@ -125,7 +125,7 @@ class DemoWorld:
                 traffic=traffic, metrics=self.metrics, alarms=CloudWatchAlarms(cloudwatch, REGION)
             ),
             policy=Policy.model_validate(DEMO_POLICY),
-            process_before_response=True,
+            inline=True,
         )
         # The real SQS intake, polling the in-process queue without waiting (time here is simulated).
         self.queue = AlarmQueue(

@@ -104,5 +104,5 @@ def slack_world(policy: Policy | None = None, **policy_overrides: Any) -> Iterat
         world.service.authorizer = Authorizer(SlackGroupDirectory(client, world.clock))
         world.service.notifier = SlackNotifier(client, policy, world.clock)
         settings = Settings(SLACK_SIGNING_SECRET=req.SIGNING_SECRET, SLACK_BOT_TOKEN="xoxb-test")
-        app = create_app(settings, world.service, client, process_before_response=True)
+        app = create_app(settings, world.service, client, inline=True)
         yield SlackWorld(world=world, slack=slack, app=app)
