@@ -18,7 +18,7 @@ from bot.aws.alarms import CloudWatchAlarms
 from bot.aws.clients import aws_client
 from bot.aws.seed import BASE_ENV, LEGO_API, PRODUCTION_ALIAS, REDIS_ENV, create_function, publish
 from bot.aws.traffic import LambdaTraffic
-from bot.clock import ManualClock
+from bot.clock import SimulatedClock
 from bot.config import Policy, Settings
 from bot.demo import slack_requests as req
 from bot.demo.fake_slack import FakeSlack
@@ -103,7 +103,7 @@ class DemoWorld:
         ]
         sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
 
-        self.clock = ManualClock(START)
+        self.clock = SimulatedClock(START)
         self.metrics = FakeMetrics()
         settings = Settings(
             SLACK_BOT_TOKEN="xoxb-demo",
@@ -214,7 +214,7 @@ class DemoWorld:
     def run(self, minutes: int, *, quiet: bool = False, stop: Callable[[], bool] | None = None) -> int:
         """Simulate minute by minute: traffic, CloudWatch's alarms, the alarm queue, the soak loop."""
         for done in range(1, minutes + 1):
-            self.sim.minute(self.clock.now())
+            self.sim.minute(self.clock.now().replace(second=0, microsecond=0))
             now = self.clock.advance(MINUTE)
             self.sim.evaluate_alarms(now)
             while self.queue.poll_once():

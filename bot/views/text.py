@@ -106,8 +106,10 @@ def span(delta: timedelta, *, coarse: bool = False) -> str:
 
 
 def seconds_between(start: datetime, end: datetime) -> str:
-    """'0.4 s', '1.2 s', '2 min 5 s': how long an automatic reaction took."""
+    """'35 ms', '0.4 s', '1.2 s', '2 min 5 s': how long an automatic reaction took."""
     delta = (end - start).total_seconds()
+    if delta < 0.1:
+        return f"{max(round(delta * 1000), 0)} ms"
     if delta < 60:
         return f"{max(delta, 0.0):.1f} s"
     return span(timedelta(seconds=delta))
