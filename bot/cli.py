@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from bot.actors import Actor, NotAuthorized, cli_actor
 from bot.canary import IllegalTransition, InvalidPlan
 from bot.config import PolicyError, Settings, load_policy
+from bot.model import Deployment
 from bot.ports import (
     AliasDrift,
     AwsFailure,
@@ -146,6 +147,9 @@ def run(words: list[str], service: CanaryService, actor: Actor, console: Console
     yes = _pop_flag(words, "--yes") | _pop_flag(words, "-y")
     try:
         args = parse_words(words)
+        if as_json and not yes and args.verb in ("start", "promote", "rollback"):
+            # A question would corrupt machine-readable output, and --json must not imply --yes.
+            raise UsageError(f"--json with {args.verb} needs --yes (there is no one to ask)", args.verb)
         return _dispatch(args, service, actor, console, as_json=as_json, yes=yes)
     except UsageError as exc:
         _fail(console, as_json, exc, usage=exc.usage)
@@ -209,13 +213,8 @@ def _dispatch(
             return emit(result, result.message)
         case TargetArgs(verb="promote"):
             d = service.live(args.function, args.alias)
-            if not yes and not as_json:
-                console.say(
-                    f"Promote {d.key}: {_alias_now(service, d.function, d.alias)} → 100% v{d.canary_version}"
-                )
-                if not console.confirm("Promote?"):
-                    console.warn("not confirmed: nothing changed")
-                    return EXIT_REFUSED
+            if not _confirmed(console, yes, service, d, f"100% v{d.canary_version}", "Promote"):
+                return EXIT_REFUSED
             result = service.promote(args.function, args.alias, actor, expected_revision=d.revision)
             return emit(result, result.message)
         case RollbackArgs():
@@ -224,14 +223,11 @@ def _dispatch(
                     "--reason is required: say why, it goes in the audit log and the messages", "rollback"
                 )
             d = service.live(args.function, args.alias)
-            if not yes and not as_json:
-                console.say(
-                    f"Roll back {d.key}: {_alias_now(service, d.function, d.alias)} → 100% v{d.stable_version}"
-                )
-                if not console.confirm("Roll back?"):
-                    console.warn("not confirmed: nothing changed")
-                    return EXIT_REFUSED
-            result = service.rollback(args.function, args.alias, actor, reason=args.reason)
+            if not _confirmed(console, yes, service, d, f"100% v{d.stable_version}", "Roll back"):
+                return EXIT_REFUSED
+            result = service.rollback(
+                args.function, args.alias, actor, reason=args.reason, expected_revision=d.revision
+            )
             return emit(result, result.message)
         case StatusArgs():
             entries = service.status(args.function, args.alias)
@@ -254,8 +250,17 @@ def _dispatch(
     raise UsageError(f"unsupported verb {args.verb}")
 
 
-def _alias_now(service: CanaryService, function: str, alias: str) -> str:
-    return service.read_alias(function, alias).describe()
+def _confirmed(
+    console: Console, yes: bool, service: CanaryService, d: Deployment, after: str, verb: str
+) -> bool:
+    """Show the alias now → after and ask, unless --yes."""
+    if yes:
+        return True
+    console.say(f"{verb} {d.key}: {service.read_alias(d.function, d.alias).describe()} → {after}")
+    if console.confirm(f"{verb}?"):
+        return True
+    console.warn("not confirmed: nothing changed")
+    return False
 
 
 # ---------------------------------------------------------------- plain-text rendering

@@ -187,3 +187,9 @@ def test_a_bad_store_url_is_one_clear_line(
     monkeypatch.setenv("CANARY_STORE_URL", "postgres://nope")
     assert main(["status"]) == 2
     assert "CANARY_STORE_URL" in capsys.readouterr().err
+
+
+def test_json_with_a_changing_verb_needs_yes(aws: Moto) -> None:
+    assert aws.run(f"start {LEGO_API} 2 --json") == 2
+    assert "needs --yes" in json.loads(aws.out.getvalue())["message"]
+    assert aws.alias() == ("1", {})
