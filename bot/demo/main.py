@@ -37,6 +37,11 @@ def demo_main(args: Sequence[str], console: Console) -> int:
     ):
         os.environ.pop(key, None)
     logging.basicConfig(level=logging.CRITICAL)  # the story is the output; errors show up in it
+    try:
+        import moto  # noqa: F401
+    except ImportError:
+        console.warn("error: the demo needs its in-process AWS: pip install 'canary-bot[demo]' (make demo does)")
+        return 2
     if args and args[0] == "--cli":
         from bot.demo.cli_story import cli_story
 
