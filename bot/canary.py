@@ -331,8 +331,12 @@ def promote(
     reason: str | None = None,
     alias_before: AliasRouting | None = None,
     alias_after: AliasRouting | None = None,
+    watch_until: datetime | None = None,
 ) -> Transition:
-    """The canary takes all of the alias. `weight` keeps the last canary weight, for the record."""
+    """The canary takes all of the alias. `weight` keeps the last canary weight, for the record.
+
+    `watch_until`: the promoted version is watched (judged, never acted on) until then; None = no watch.
+    """
     _require(d, "promote")
     new = _update(
         d,
@@ -344,6 +348,7 @@ def promote(
         ended_by=actor,
         ended_at=now,
         reason=reason,
+        watch_until=watch_until,
     )
     return _record(d, new, "promote", actor, reason, alias_before, alias_after)
 

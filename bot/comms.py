@@ -1,4 +1,5 @@
-"""The texts people copy out of Slack: the seed runbook's rollback messages and its post-deployment summary.
+"""The texts people copy out of Slack: the seed runbook's rollback messages, post-deployment summary and
+post-mortem.
 
 Pure: every figure comes from the arguments. `soak_totals` also feeds the soak report, so the numbers in the
 thread and in the summary are computed one way.
@@ -16,13 +17,14 @@ from pydantic import BaseModel, ConfigDict
 
 from bot.canary import BOT_ACTOR
 from bot.judge import Outcome, judge_period
-from bot.model import Deployment, PeriodFigures, State, Thresholds, VersionFigures
+from bot.model import AliasState, Deployment, PeriodFigures, State, Thresholds, VersionFigures
 from bot.units import format_percent
 
 # How many failing periods the summary lists before it says "and N more".
 MAX_LISTED_ISSUES = 8
-# The seed's "24 hour monitoring" after promotion.
+# The seed's "24 hour monitoring" after promotion, and how often the bot checks in during it.
 DEFAULT_WATCH = timedelta(hours=24)
+WATCH_CHECK_IN_EVERY = timedelta(hours=6)
 
 
 # ---------------------------------------------------------------- soak figures
@@ -327,11 +329,186 @@ def _action_items(d: Deployment, watch: timedelta) -> list[str]:
     if d.state is State.ROLLED_BACK:
         cause = rollback_cause(d.reason or "", automatic=_automatic(d))
         items.insert(0, f"- [ ] {cause.next_steps} for v{d.canary_version}")
+    elif watch > timedelta(0):
+        items.append(
+            f"- [ ] Read canary-bot's post-mortem after the {_long(watch)} watch (alias check, figures)"
+        )
     else:
-        items.append(f"- [ ] Confirm the alias still routes 100% v{d.canary_version} after {_long(watch)}")
+        items.append(f"- [ ] Confirm the alias still routes 100% v{d.canary_version}")
     if "REDIS_URL" in d.changes:
         items.append("- [ ] Document Redis debugging procedures")
     return items
+
+
+# ---------------------------------------------------------------- after the promotion: the watch's post-mortem
+@dataclass(frozen=True, slots=True)
+class FailingRun:
+    """Consecutive failing periods. A breach when at least `evaluation_periods` long; isolated otherwise."""
+
+    start: datetime
+    end: datetime
+    periods: int
+    reason: str  # the failing metrics of its first period: "p95 180 ms > 100 ms"
+
+
+def failing_runs(
+    figures: Sequence[PeriodFigures], thresholds: Thresholds, *, min_invocations: int
+) -> list[FailingRun]:
+    """The runs of failing periods, oldest first, judged as the soak judges (a period without enough
+    traffic or data ends a run, as it ends a breach streak)."""
+    runs: list[FailingRun] = []
+    current: FailingRun | None = None
+    for period in sorted(figures, key=lambda f: f.start):
+        verdict = judge_period(period, thresholds, min_invocations=min_invocations)
+        if verdict.outcome is not Outcome.FAIL:
+            current = None
+            continue
+        if current is not None and current.end == period.start:
+            runs[-1] = current = FailingRun(current.start, period.end, current.periods + 1, current.reason)
+        else:
+            reason = "; ".join(m.describe() for m in verdict.failing)
+            current = FailingRun(period.start, period.end, 1, reason)
+            runs.append(current)
+    return runs
+
+
+def migration_verified(d: Deployment, alias: AliasState | None) -> bool:
+    """The seed's check: FunctionVersion is the promoted version and RoutingConfig has no extra weights."""
+    return alias is not None and alias.version == d.canary_version and not alias.weights
+
+
+def migration_text(d: Deployment, alias: AliasState | None, error: str | None = None) -> str:
+    """'Full migration verified: production routes 100% v42, no additional weights', or what it routes now."""
+    if alias is None:
+        return f"Alias {d.alias} could not be read ({error or 'no answer'}): the migration is not verified"
+    if migration_verified(d, alias):
+        return f"Full migration verified: {d.alias} routes 100% v{d.canary_version}, no additional weights"
+    return (
+        f"{d.alias} now routes {alias.describe()}, not 100% v{d.canary_version}: "
+        "the alias was changed after the promotion"
+    )
+
+
+def post_mortem(
+    d: Deployment,
+    *,
+    soak_figures: Sequence[PeriodFigures],
+    watch_figures: Sequence[PeriodFigures],
+    alias: AliasState | None,
+    now: datetime,
+    alias_error: str | None = None,
+    thresholds: Thresholds | None = None,
+    min_invocations: int = 0,
+    evaluation_periods: int = 2,
+    service_name: str | None = None,
+) -> str:
+    """The seed's post-mortem document after the watch: the promoted version's real figures over the watch,
+    the canary's beside them, what went wrong during either, and whether the alias still routes it all."""
+    limits = thresholds or Thresholds()
+    watched = soak_totals(watch_figures, min_invocations=min_invocations)
+    soaked = soak_totals(soak_figures, min_invocations=min_invocations).canary
+    v = watched.canary
+    soak_time = d.soak * (d.step_index + 1)
+    watch_time = d.watch_until - d.ended_at if d.watch_until and d.ended_at else DEFAULT_WATCH
+    watch_runs = failing_runs(watch_figures, limits, min_invocations=min_invocations)
+    breached = any(run.periods >= evaluation_periods for run in watch_runs)
+    verified = migration_verified(d, alias)
+    lines = [
+        f"# {service_name or d.function} v{d.canary_version} - {d.alias.title()} Deployment",
+        "",
+        f"**Date**: {_utc(d.ended_at or now):%Y-%m-%d}",
+        f"**Duration**: {_long(soak_time)} canary + {_long(watch_time)} monitoring",
+        f"**Outcome**: {_watch_outcome(d, alias, verified=verified, breached=breached)}",
+        "",
+        "## Metrics",
+        f"- Error Rate: {_target(v.error_rate, limits.error_rate, 'max', _pct)}",
+        f"- Cache Hit Rate: {_target(v.cache_hit_rate, limits.cache_hit_rate, 'min', _pct)}",
+        f"- P95 Latency: {_target(v.p95_ms, limits.p95_ms, 'max', _ms)}",
+        f"- P99 Latency: {_target(v.p99_ms, limits.p99_ms, 'max', _ms)}",
+        f"- Cache Miss Latency: {_target(v.cache_miss_p95_ms, limits.cache_miss_p95_ms, 'max', _ms)}",
+        f"- Invocations: {round(v.invocations):,} on v{d.canary_version} over {watched.periods} periods",
+        f"- During the canary: error rate {_or_none(soaked.error_rate, _pct)}, cache hit rate "
+        f"{_or_none(soaked.cache_hit_rate, _pct)}, p95 {_or_none(soaked.p95_ms, _ms)}",
+        "",
+        f"_v{d.canary_version} over the {_long(watch_time)} watch after promotion: rates are totals; "
+        "latencies are the worst period with enough traffic._",
+        "",
+        "## Issues Encountered",
+        *_watch_issues(
+            d,
+            soak_runs=failing_runs(soak_figures, limits, min_invocations=min_invocations),
+            watch_runs=watch_runs,
+            evaluation_periods=evaluation_periods,
+            alias=alias,
+            alias_error=alias_error,
+        ),
+        "",
+        "## Action Items",
+        *_watch_actions(d, watch_runs, evaluation_periods, alias, verified=verified),
+    ]
+    return "\n".join(lines)
+
+
+def _watch_outcome(d: Deployment, alias: AliasState | None, *, verified: bool, breached: bool) -> str:
+    if alias is not None and not verified:
+        return f"Promoted, then changed by hand: {d.alias} routes {alias.describe()}"
+    if breached:
+        return f"Promoted; v{d.canary_version} breached its thresholds during the watch"
+    if alias is None:
+        return "Success, but the alias could not be verified"
+    return f"Success (v{d.canary_version} serves 100% of {d.alias}, verified)"
+
+
+def _watch_issues(
+    d: Deployment,
+    *,
+    soak_runs: Sequence[FailingRun],
+    watch_runs: Sequence[FailingRun],
+    evaluation_periods: int,
+    alias: AliasState | None,
+    alias_error: str | None,
+) -> list[str]:
+    issues: list[str] = []
+    if alias is None or not migration_verified(d, alias):
+        issues.append(f"- {migration_text(d, alias, alias_error)}")
+    for phase, runs in (("Canary", soak_runs), ("Watch", watch_runs)):
+        for run in runs:
+            if run.periods >= evaluation_periods:
+                what = f"{run.reason} for {run.periods} periods (breach)"
+            else:
+                what = f"{run.reason} (isolated period{'s' if run.periods > 1 else ''})"
+            issues.append(f"- {phase} {_utc(run.start):%Y-%m-%d %H:%M}–{_utc(run.end):%H:%M} UTC: {what}")
+    if len(issues) > MAX_LISTED_ISSUES:
+        issues = [*issues[:MAX_LISTED_ISSUES], f"- … and {len(issues) - MAX_LISTED_ISSUES} more"]
+    return issues or ["- None"]
+
+
+def _watch_actions(
+    d: Deployment,
+    watch_runs: Sequence[FailingRun],
+    evaluation_periods: int,
+    alias: AliasState | None,
+    *,
+    verified: bool,
+) -> list[str]:
+    items = ["- [ ] Update runbook with actual metrics"]
+    breaches = [run for run in watch_runs if run.periods >= evaluation_periods]
+    if breaches:
+        cause = rollback_cause(breaches[0].reason, automatic=True)
+        first = breaches[0].reason
+        items.append(f"- [ ] {cause.next_steps} of the watch breach of v{d.canary_version} ({first})")
+    if alias is None:
+        command = f"aws lambda get-alias --function-name {d.function} --name {d.alias}"
+        items.append(f"- [ ] Check the alias by hand: {command}")
+    elif not verified:
+        items.append(f"- [ ] Find who changed {d.alias} after the promotion (CloudTrail UpdateAlias) and why")
+    if "REDIS_URL" in d.changes:
+        items.append("- [ ] Document Redis debugging procedures")
+    return items
+
+
+def _or_none(value: float | None, fmt: Callable[[float], str]) -> str:
+    return "no data" if value is None else fmt(value)
 
 
 def _long(delta: timedelta) -> str:

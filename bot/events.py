@@ -72,6 +72,34 @@ class DecisionNeeded(Event):
     deadline: datetime | None = None
 
 
+class WatchCheckIn(Event):
+    """The promoted version, some hours into the watch after promotion (every 6 h until the post-mortem)."""
+
+    kind: Literal["watch_check_in"] = "watch_check_in"
+    number: int
+    total: int  # check-ins in the whole watch; the post-mortem comes after the last
+    figures: list[PeriodFigures]  # the watch's periods so far, oldest first
+
+
+class WatchAlert(Event):
+    """The promoted version breached its thresholds during the watch. Nothing was changed: people decide."""
+
+    kind: Literal["watch_alert"] = "watch_alert"
+    reason: str
+    approvers: tuple[str, ...] = ()
+    alias: AliasState | None = None  # as read when the breach was seen
+
+
+class PostMortem(Event):
+    """The watch is over: the alias as read now and the figures of the soak and of the watch."""
+
+    kind: Literal["post_mortem"] = "post_mortem"
+    alias: AliasState | None
+    alias_error: str | None = None
+    soak_figures: list[PeriodFigures] = Field(default_factory=list)
+    watch_figures: list[PeriodFigures] = Field(default_factory=list)
+
+
 class AlarmAlert(BaseModel):
     """A CloudWatch alarm notification, with what the bot did about it."""
 
@@ -91,7 +119,17 @@ class AlarmAlert(BaseModel):
     approvers: tuple[str, ...] = ()
 
 
-AnyEvent = Started | TrafficChanged | StateNoted | SoakReport | DecisionNeeded | AlarmAlert
+AnyEvent = (
+    Started
+    | TrafficChanged
+    | StateNoted
+    | SoakReport
+    | DecisionNeeded
+    | AlarmAlert
+    | WatchCheckIn
+    | WatchAlert
+    | PostMortem
+)
 
 
 class Notifier(Protocol):

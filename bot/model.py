@@ -102,6 +102,8 @@ class Deployment(BaseModel):
     changes: dict[str, str | None] = Field(default_factory=dict)  # env published: KEY -> value, None = unset
     channel: str | None = None
     thread_ts: str | None = None
+    # After a promotion: the promoted version is watched (figures judged, never acted on) until then.
+    watch_until: datetime | None = None
     revision: int = 0  # bumped by the store on every save (optimistic concurrency)
 
     @property

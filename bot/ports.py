@@ -183,6 +183,10 @@ class StorePort(Protocol):
 
     def list_live(self) -> list[Deployment]: ...
 
+    def list_watching(self, now: datetime) -> list[Deployment]:
+        """Promoted deployments whose post-promotion watch ends after `now` (watch_until > now)."""
+        ...
+
     def history(self, function: str, alias: str | None = None, limit: int = 20) -> list[Deployment]:
         """Newest first."""
         ...

@@ -1,6 +1,7 @@
 """When the soak loop runs: APScheduler 3 jobs around a SoakRunner.
 
-- "canary-tick" (every `tick_every`): judge and act on every live canary, then re-sync the deadline jobs.
+- "canary-tick" (every `tick_every`): judge and act on every live canary (and follow the promoted versions
+  still watched, bot.watch), then re-sync the deadline jobs.
 - "canary-reports" (every `report_check_every`, a little after the tick so it sees the figures the tick
   stored): post the soak reports that fell due.
 - "deadline:<deployment id>" (one date job per live canary): a tick at its soak end or approval deadline, so

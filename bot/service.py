@@ -330,9 +330,7 @@ class CanaryService:
             "promote",
             version=d.canary_version,
             weights={},
-            finish=lambda dep, a: canary.promote(
-                dep, now=self.clock.now(), actor=actor.label, alias_revision=a.revision_id
-            ),
+            finish=lambda dep, a: self._promoted(dep, a, actor, policy),
         )
         self._delete_alarms(d)
         self._notify(
@@ -348,6 +346,18 @@ class CanaryService:
             )
         )
         return ActionResult(deployment=d, alias=after, message=f"promoted: {d.key} now {after.describe()}")
+
+    def _promoted(self, d: Deployment, alias: AliasState, actor: Actor, policy: FunctionPolicy) -> Transition:
+        """The promotion, with the watch that follows it (policy `watch_after_promote`; 0 = none)."""
+        now = self.clock.now()
+        watch = policy.watch_after_promote
+        return canary.promote(
+            d,
+            now=now,
+            actor=actor.label,
+            alias_revision=alias.revision_id,
+            watch_until=now + watch if watch > timedelta(0) else None,
+        )
 
     def rollback(
         self,

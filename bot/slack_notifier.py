@@ -1,9 +1,9 @@
 """SlackNotifier: renders the service's events with bot.views and delivers them through the Slack Web API.
 
 One thread per deployment: `Started` posts the parent message (the live truth) and returns it; every later
-event is a reply in that thread, and the parent is edited to the new state. Replies that need people
-(approval wanted, inconclusive soak, breach alert, rollback done, drift, alarm) are also broadcast to the
-channel.
+event, the watch after a promotion included, is a reply in that thread, and the parent is edited to the new
+state. Replies that need people (approval wanted, inconclusive soak, breach alert, rollback done, drift, alarm,
+a breach during the watch, a post-mortem that finds the alias changed) are also broadcast to the channel.
 
 Errors: slack_sdk's retry handlers (bot.slack_client) retry rate limits and transient failures; a final
 failure of the message itself is raised (the service logs it: a Slack outage never blocks or undoes a traffic
@@ -21,16 +21,20 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
 
+from bot.comms import migration_verified
 from bot.config import FunctionPolicy, Policy
 from bot.events import (
     AlarmAlert,
     AnyEvent,
     DecisionNeeded,
     MessageRef,
+    PostMortem,
     SoakReport,
     Started,
     StateNoted,
     TrafficChanged,
+    WatchAlert,
+    WatchCheckIn,
 )
 from bot.judge import PeriodVerdict
 from bot.model import AliasState, Deployment
@@ -40,9 +44,12 @@ from bot.views import (
     decision_blocks,
     parent_blocks,
     parent_text,
+    post_mortem_blocks,
     soak_report_blocks,
     state_noted_blocks,
     traffic_changed_blocks,
+    watch_alert_blocks,
+    watch_check_in_blocks,
 )
 from bot.views.text import clip
 
@@ -50,6 +57,7 @@ log = logging.getLogger(__name__)
 
 DashboardUrl = Callable[[Deployment], str | None]
 Blocks = list[dict[str, Any]]
+WatchEvent = WatchCheckIn | WatchAlert | PostMortem
 
 # Notification text (what a phone's lock screen shows) is cut to this.
 FALLBACK_TEXT_MAX = 300
@@ -78,7 +86,7 @@ class SlackNotifier:
         d = event.deployment
         policy = self._function_policy(d.function)
         blocks, broadcast = self._render(event, policy, now)
-        alias = event.alias_after if isinstance(event, TrafficChanged) else None
+        alias = _alias_of(event)
         last = _last_verdict(event) if isinstance(event, SoakReport) else None
         try:
             ref = self._post_about(d, policy, blocks, broadcast=broadcast)
@@ -92,11 +100,19 @@ class SlackNotifier:
     # ------------------------------------------------------------ rendering
     def _render(
         self,
-        event: TrafficChanged | StateNoted | SoakReport | DecisionNeeded,
+        event: TrafficChanged | StateNoted | SoakReport | DecisionNeeded | WatchEvent,
         policy: FunctionPolicy,
         now: datetime,
     ) -> tuple[Blocks, bool]:
         """The reply's blocks, and whether it is broadcast to the channel (people must act or know now)."""
+        if isinstance(event, WatchCheckIn):
+            return watch_check_in_blocks(event, policy=policy, now=now), False
+        if isinstance(event, WatchAlert):
+            return watch_alert_blocks(event, policy=policy, now=now), True
+        if isinstance(event, PostMortem):
+            # Broadcast only when the alias is not what the promotion left: someone must look.
+            changed = not migration_verified(event.deployment, event.alias)
+            return post_mortem_blocks(event, policy=policy, now=now), changed
         if isinstance(event, TrafficChanged):
             return traffic_changed_blocks(event, policy=policy, now=now), event.action == "rolled_back"
         if isinstance(event, StateNoted):
@@ -235,6 +251,15 @@ class SlackNotifier:
     def _function_policy(self, function: str) -> FunctionPolicy:
         # A function dropped from the policy mid-canary still gets its messages, judged by the defaults.
         return self._policy.for_function(function) or FunctionPolicy.model_validate(self._policy.defaults)
+
+
+def _alias_of(event: AnyEvent) -> AliasState | None:
+    """The alias as the event read it, for the parent message (None: not read)."""
+    if isinstance(event, TrafficChanged):
+        return event.alias_after
+    if isinstance(event, WatchAlert | PostMortem):
+        return event.alias
+    return None
 
 
 def _verdicts(event: SoakReport) -> list[PeriodVerdict]:

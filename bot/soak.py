@@ -1,6 +1,7 @@
 """The soak loop: fetch every live canary's figures, judge them, report in its thread, act via the service.
 
-`SoakRunner.tick(now)` is the whole automatic side of canary-bot. Each tick:
+`SoakRunner.tick(now)` is the whole automatic side of canary-bot (with bot.watch, which follows promoted
+versions for `watch_after_promote` in the same metrics round). Each tick:
 
 1. reads the live canaries (CANARY, AWAITING_APPROVAL, HELD) from the store,
 2. asks the metrics port for all of them in ONE round (complete, clock-aligned periods of the current step),
@@ -73,27 +74,35 @@ class SoakRunner:
     def __init__(
         self, service: CanaryService, metrics: MetricsPort, *, chart: ChartRenderer | None = None
     ) -> None:
+        # bot.watch builds on this module (align_down, TickOutcome), so it is imported once this one is loaded.
+        from bot.watch import PromotionWatch
+
         self.service = service
         self.metrics = metrics
         self._chart = chart or default_chart
+        self._watch = PromotionWatch(service)
         # The scheduler's jobs (interval tick, reports, deadlines) may overlap: one at a time per process.
         # Across processes the store's claims and revisions keep actions single.
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------ the loop
     def tick(self, now: datetime | None = None) -> list[TickOutcome]:
-        """Judge every live canary once and act on what the judge decides. Never raises for one canary."""
+        """Judge every live canary once and act on what the judge decides, and follow every promoted version
+        still watched (bot.watch: judged, never acted on). Never raises for one deployment."""
         now = now or self.service.clock.now()
         with self._lock:
             live = self._soaking()
-            if not live:
-                return []
-            policies, outcomes = self._policies(live)
+            watches, outcomes = self._watch.plan(now)
+            if not live and not watches:
+                return outcomes
+            policies, unjudged = self._policies(live)
+            outcomes += unjudged
             requests = [
                 request
                 for d in live
                 if d.id in policies and (request := self._window(d, policies[d.id], now)) is not None
             ]
+            requests += [w.request for w in watches if w.request is not None]
             figures: dict[str, list[PeriodFigures]] = {}
             if requests:
                 try:
@@ -101,17 +110,21 @@ class SoakRunner:
                 except Exception as exc:
                     # Metrics down: change nothing (no judgement on missing figures); try again next tick.
                     log.warning("metrics fetch failed; skipping this tick: %s", exc, exc_info=True)
+                    self._watch.abandon(watches)
                     return [
                         TickOutcome(d.id, None, "metrics unavailable; nothing changed", error=str(exc))
-                        for d in live
+                        for d in [*live, *(w.deployment for w in watches)]
                     ]
             for d in live:
                 if d.id in policies:
                     outcomes.append(self._judge_and_act(d, policies[d.id], figures.get(d.id, []), now))
+            for w in watches:
+                outcomes.append(self._watch.follow(w, figures.get(w.deployment.id, []), now))
             return outcomes
 
     def report(self, now: datetime | None = None) -> int:
-        """Post the soak reports that are due (ticks post them too; each goes out once). Returns how many."""
+        """Post the soak reports and watch check-ins that are due (ticks post them too; each goes out once).
+        Returns how many."""
         now = now or self.service.clock.now()
         posted = 0
         with self._lock:
@@ -122,6 +135,7 @@ class SoakRunner:
                     log.warning("no soak report for %s: %s", d.id, exc)
                     continue
                 posted += self._report_safely(d, policy, now)
+            posted += self._watch.post_check_ins(now)
         return posted
 
     # ------------------------------------------------------------ read side (no AWS call)

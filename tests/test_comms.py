@@ -7,8 +7,17 @@ from typing import Any
 
 import pytest
 
-from bot.comms import internal_message, post_deployment_summary, rollback_cause, soak_totals, status_page_text
-from bot.model import Deployment, PeriodFigures, State, Thresholds
+from bot.comms import (
+    failing_runs,
+    internal_message,
+    migration_verified,
+    post_deployment_summary,
+    post_mortem,
+    rollback_cause,
+    soak_totals,
+    status_page_text,
+)
+from bot.model import AliasState, Deployment, PeriodFigures, State, Thresholds, VersionFigures
 from tests.support.canary_core import PERIOD, T0, in_state, period, version
 
 NOW = datetime(2026, 11, 28, 14, 41, 5, tzinfo=T0.tzinfo)
@@ -160,3 +169,131 @@ def test_soak_totals_of_nothing_are_empty_not_zero() -> None:
     totals = soak_totals([])
     assert totals.canary.error_rate is None and totals.canary.p95_ms is None
     assert totals.periods == 0 and totals.start is None
+
+
+# ---------------------------------------------------------------- post-mortem after the watch
+PROMOTED_AT = T0 + timedelta(hours=1)
+WATCHED = AliasState(function="production-lego-api", alias="production", version="42", revision_id="r9")
+
+
+def watched(**update: Any) -> Deployment:
+    return ended(State.PROMOTED).model_copy(
+        update={"ended_at": PROMOTED_AT, "watch_until": PROMOTED_AT + timedelta(hours=24), **update}
+    )
+
+
+def watch_day(**at_period: VersionFigures) -> list[PeriodFigures]:
+    """288 five-minute periods of v42 alone (stable idle); `at_period={'p12': version(...)}` replaces one."""
+    return [
+        period(
+            PROMOTED_AT + PERIOD * i,
+            canary=at_period.get(f"p{i}")
+            or version("42", invocations=10_000, errors=1, cache_hits=9_500, cache_misses=500),
+            stable=version("41", invocations=0, p95_ms=None, p99_ms=None, cache_hits=0, cache_misses=0),
+        )
+        for i in range(288)
+    ]
+
+
+def test_post_mortem_has_the_seeds_shape_with_the_watchs_real_figures() -> None:
+    text = post_mortem(
+        watched(),
+        soak_figures=clean_soak(),
+        watch_figures=watch_day(),
+        alias=WATCHED,
+        now=NOW,
+        service_name="LEGO API",
+    )
+    assert text.splitlines()[:5] == [
+        "# LEGO API v42 - Production Deployment",
+        "",
+        "**Date**: 2024-05-01",
+        "**Duration**: 1 hour canary + 24 hour monitoring",
+        "**Outcome**: Success (v42 serves 100% of production, verified)",
+    ]
+    # 288 errors in 2,880,000 calls; 95% of cache lookups hit.
+    assert "- Error Rate: 0.01% (within target < 0.1%)" in text
+    assert "- Cache Hit Rate: 95% (within target > 80%)" in text
+    assert "- P95 Latency: 42ms (within target < 100ms)" in text
+    assert "- Invocations: 2,880,000 on v42 over 288 periods" in text
+    assert "- During the canary: error rate 0.02%, cache hit rate 94.8%, p95 42ms" in text
+    assert "## Issues Encountered\n- None\n" in text
+    assert "## Action Items\n- [ ] Update runbook with actual metrics" in text
+
+
+def test_post_mortem_p95_is_the_worst_period_with_enough_traffic() -> None:
+    figures = watch_day(
+        p10=version("42", invocations=10_000, p95_ms=70.0),
+        p11=version("42", invocations=50, p95_ms=900.0),  # too little traffic to count
+    )
+    text = post_mortem(
+        watched(), soak_figures=[], watch_figures=figures, alias=WATCHED, now=NOW, min_invocations=200
+    )
+    assert "- P95 Latency: 70ms (within target < 100ms)" in text
+    assert "- During the canary: error rate no data, cache hit rate no data, p95 no data" in text
+
+
+def test_post_mortem_lists_breaches_and_isolated_periods_of_the_soak_and_the_watch() -> None:
+    slow = version("42", invocations=10_000, p95_ms=180.0)
+    figures = watch_day(p36=slow, p37=slow, p38=slow, p100=version("42", invocations=10_000, errors=50))
+    text = post_mortem(
+        watched(), soak_figures=clean_soak(errors_first=30), watch_figures=figures, alias=WATCHED, now=NOW
+    )
+    assert "**Outcome**: Promoted; v42 breached its thresholds during the watch" in text
+    assert "- P95 Latency: 180ms (missed target < 100ms)" in text
+    issues = text.split("## Issues Encountered\n")[1].split("\n\n")[0].splitlines()
+    assert issues == [
+        "- Canary 2024-05-01 14:00–14:05 UTC: error rate 3% > 0.1% (isolated period)",
+        "- Watch 2024-05-01 18:00–18:15 UTC: p95 180 ms > 100 ms for 3 periods (breach)",
+        "- Watch 2024-05-01 23:20–23:25 UTC: error rate 0.5% > 0.1% (isolated period)",
+    ]
+    assert "- [ ] Root cause analysis of the watch breach of v42 (p95 180 ms > 100 ms)" in text
+
+
+def test_post_mortem_says_when_the_alias_no_longer_routes_the_promoted_version() -> None:
+    reverted = WATCHED.model_copy(update={"version": "41"})
+    text = post_mortem(watched(), soak_figures=[], watch_figures=watch_day(), alias=reverted, now=NOW)
+    assert "**Outcome**: Promoted, then changed by hand: production routes 100% v41" in text
+    assert "- production now routes 100% v41, not 100% v42: the alias was changed after the promotion" in text
+    assert "- [ ] Find who changed production after the promotion (CloudTrail UpdateAlias) and why" in text
+
+
+def test_post_mortem_without_an_alias_reading_does_not_claim_success() -> None:
+    text = post_mortem(
+        watched(), soak_figures=[], watch_figures=[], alias=None, alias_error="throttled", now=NOW
+    )
+    assert "**Outcome**: Success, but the alias could not be verified" in text
+    assert "- Alias production could not be read (throttled): the migration is not verified" in text
+    assert "- Error Rate: no data" in text
+    assert "aws lambda get-alias --function-name production-lego-api --name production" in text
+
+
+@pytest.mark.parametrize(
+    ("alias", "verified"),
+    [
+        (WATCHED, True),
+        (WATCHED.model_copy(update={"weights": {"41": 0.05}}), False),  # a leftover split
+        (WATCHED.model_copy(update={"version": "41"}), False),
+        (None, False),
+    ],
+)
+def test_migration_is_verified_only_at_100_percent_of_the_promoted_version(
+    alias: AliasState | None, verified: bool
+) -> None:
+    assert migration_verified(watched(), alias) is verified
+
+
+def test_failing_runs_group_consecutive_failing_periods_and_a_no_data_period_ends_a_run() -> None:
+    bad = version("42", errors=10)
+    figures = [
+        period(T0, canary=bad),
+        period(T0 + PERIOD, canary=bad),
+        period(T0 + PERIOD * 2, canary=version("42", invocations=10, errors=10)),  # too little traffic
+        period(T0 + PERIOD * 3, canary=bad),
+        period(T0 + PERIOD * 4),
+    ]
+    runs = failing_runs(figures, Thresholds(), min_invocations=200)
+    assert [(r.start, r.periods, r.reason) for r in runs] == [
+        (T0, 2, "error rate 1% > 0.1%"),
+        (T0 + PERIOD * 3, 1, "error rate 1% > 0.1%"),
+    ]

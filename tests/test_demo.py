@@ -25,6 +25,11 @@ def test_the_demo_promotes_the_healthy_canary_and_rolls_back_the_bad_one() -> No
     assert aliases == [("1", "{}"), ("2", "{}"), ("1", "{}")]
     assert "Soak report 4/4" in out
     assert "two-person rule" in out and "Promoted by @joe" in out
+    assert (
+        "Watch check-in 3/3" in out
+        and "Full migration verified" in out
+        and "**Duration**: 1 hour canary" in out
+    )
     assert "ROLLBACK INITIATED" in out and "Investigating" in out
     assert "Traceback" not in out + run.stderr
 

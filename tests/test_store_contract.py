@@ -6,13 +6,14 @@ import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bot.model import LIVE_STATES, TERMINAL_STATES, State
+from bot.model import LIVE_STATES, TERMINAL_STATES, Deployment, State
 from bot.ports import LiveDeploymentExists, StaleDeployment, StorePort
 from bot.store import MEMORY, SCHEMA_VERSION, SchemaTooNew, SqliteStore, open_store, sqlite_path
-from bot.store.schema import migrate, read_version
+from bot.store.schema import MIGRATIONS, migrate, read_version
 from tests.support.store import STORE_KINDS, T0, make_audit, make_deployment, make_figures, open_test_store
 
 
@@ -198,6 +199,75 @@ def test_list_live_holds_only_live_deployments_oldest_first(store: SqliteStore) 
     store.create(make_deployment("done", alias="gamma", state=State.PROMOTED))
 
     assert [d.id for d in store.list_live()] == ["older", "newer"]
+
+
+# ---------------------------------------------------------------- watched promotions
+DAY = timedelta(hours=24)
+
+
+def watched(deployment_id: str, alias: str, watch_until: datetime | None, **fields: Any) -> Deployment:
+    fields.setdefault("state", State.PROMOTED)
+    return make_deployment(deployment_id, alias=alias, ended_at=T0, watch_until=watch_until, **fields)
+
+
+def test_list_watching_holds_promoted_deployments_whose_watch_ends_after_now(store: SqliteStore) -> None:
+    store.create(watched("day", "live", T0 + DAY))
+    store.create(watched("hour", "beta", T0 + timedelta(hours=1), created_at=T0 + timedelta(minutes=1)))
+    store.create(watched("unwatched", "gamma", None))
+    store.create(watched("rolled-back", "delta", T0 + DAY, state=State.ROLLED_BACK))
+    store.create(watched("soaking", "epsilon", T0 + DAY, state=State.CANARY))
+
+    assert [d.id for d in store.list_watching(T0)] == ["day", "hour"]
+    assert [d.id for d in store.list_watching(T0 + timedelta(hours=1))] == ["day"]  # ending now: over
+    assert store.list_watching(T0 + DAY) == []
+
+
+def test_list_watching_compares_instants_whatever_the_time_zone(store: SqliteStore) -> None:
+    store.create(watched("day", "live", T0 + DAY))
+    paris = timezone(timedelta(hours=1))
+
+    assert [d.id for d in store.list_watching((T0 + DAY - timedelta(minutes=1)).astimezone(paris))] == ["day"]
+    assert store.list_watching((T0 + DAY).astimezone(paris)) == []
+    with pytest.raises(ValueError, match="naive"):
+        store.list_watching(T0.replace(tzinfo=None))
+
+
+def test_a_canary_saved_as_promoted_with_a_watch_becomes_watched(store: SqliteStore) -> None:
+    soaking = store.create(make_deployment())
+    assert store.list_watching(T0) == []
+
+    promoted = store.save(
+        soaking.model_copy(update={"state": State.PROMOTED, "ended_at": T0, "watch_until": T0 + DAY})
+    )
+
+    assert store.list_watching(T0) == [promoted]
+
+
+def test_a_version_1_database_migrates_keeping_its_deployments_none_of_them_watched(db_path: Path) -> None:
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    migrate(conn, where=str(db_path), migrations=MIGRATIONS[:1])
+    old = make_deployment(state=State.PROMOTED, ended_at=T0)
+    conn.execute(
+        "INSERT INTO deployments (id, function, alias, state, live, created_at, updated_at, revision, body)"
+        " VALUES (?, ?, ?, ?, 0, ?, ?, 0, ?)",
+        (
+            old.id,
+            old.function,
+            old.alias,
+            old.state.value,
+            T0.isoformat(),
+            T0.isoformat(),
+            old.model_dump_json(),
+        ),
+    )
+    conn.close()
+
+    with SqliteStore(db_path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert store.get(old.id) == old
+        assert store.list_watching(T0) == []
+        store.save(old.model_copy(update={"watch_until": T0 + DAY}))
+        assert [d.id for d in store.list_watching(T0)] == [old.id]
 
 
 def test_history_is_newest_first_and_filtered_by_function_and_alias(store: SqliteStore) -> None:

@@ -12,7 +12,7 @@ from typing import Any, get_args
 import pytest
 
 from bot.config import FunctionPolicy, load_policy
-from bot.events import AlarmAlert, StateNoted, TrafficChanged
+from bot.events import AlarmAlert, PostMortem, StateNoted, TrafficChanged, WatchAlert, WatchCheckIn
 from bot.judge import judge_period
 from bot.model import AliasState, AuditRecord, Deployment, PeriodFigures, State
 from bot.ports import PublishedVersion
@@ -41,6 +41,7 @@ from bot.views import (
     parent_blocks,
     parent_text,
     parse_button_value,
+    post_mortem_blocks,
     preview_blocks,
     refusal_blocks,
     rollback_reason_modal,
@@ -48,6 +49,8 @@ from bot.views import (
     state_noted_blocks,
     status_blocks,
     traffic_changed_blocks,
+    watch_alert_blocks,
+    watch_check_in_blocks,
 )
 from bot.views.decision import Why
 from bot.views.text import when
@@ -667,3 +670,163 @@ def test_rollback_prompt_with_a_reason_carries_it_in_the_button() -> None:
     assert parse_button_value(button(blocks, ACTION_ROLLBACK)["value"]).extra == {"reason": "cache hit 61%"}
     without = action_prompt_blocks(deployment(), action="rollback", alias=SPLIT, now=NOW)
     assert parse_button_value(button(without, ACTION_ROLLBACK)["value"]).extra == {}
+
+
+# ---------------------------------------------------------------- the watch after a promotion
+WATCH_ENDS = T0 + timedelta(hours=24)
+
+
+def promoted(**update: Any) -> Deployment:
+    return deployment(
+        State.PROMOTED, ended_at=T0, ended_by="slack:U0SRE (sre)", watch_until=WATCH_ENDS, **update
+    )
+
+
+def watch_periods(n: int, **canary: Any) -> list[PeriodFigures]:
+    """n periods of v42 alone from T0; `canary` overrides the figures of the last two."""
+    idle = version("41", invocations=0, p95_ms=None, p99_ms=None, cache_hits=0, cache_misses=0)
+    figures = [
+        period(T0 + PERIOD * i, canary=version("42", invocations=20_000, errors=4), stable=idle)
+        for i in range(n)
+    ]
+    for i in range(max(0, n - 2), n) if canary else ():
+        figures[i] = period(T0 + PERIOD * i, canary=version("42", **canary), stable=idle)
+    return figures
+
+
+def check_in(figures: list[PeriodFigures]) -> Blocks:
+    event = WatchCheckIn(
+        deployment=promoted(), at=NOW, actor="canary-bot", number=1, total=3, figures=figures
+    )
+    return watch_check_in_blocks(event, policy=POLICY, now=NOW)
+
+
+def test_parent_of_a_watched_promotion_says_until_when_then_that_the_watch_is_complete() -> None:
+    watching = text_of(parent_blocks(promoted(), now=NOW))
+    assert (
+        "Promoted by <@U0SRE> · 14:00 UTC (32 min ago) · 👀 watching 24 h, ends May 02 14:00 UTC" in watching
+    )
+    assert "thread for reports ↓" in watching
+    done = text_of(parent_blocks(promoted(), now=WATCH_ENDS, alias=PROMOTED_ALIAS))
+    assert "✅ 24 h watch complete" in done and "alias: 100% v42" in done
+    assert "thread for reports" not in done
+    assert "watch" not in text_of(parent_blocks(deployment(State.PROMOTED), now=NOW))  # no watch, no line
+
+
+def test_promotion_says_canary_bot_keeps_watching_and_when_the_post_mortem_comes() -> None:
+    event = TrafficChanged(
+        deployment=promoted(), at=T0, actor="slack:U0SRE (sre)", action="promoted", alias_after=PROMOTED_ALIAS
+    )
+    text = text_of(traffic_changed_blocks(event, policy=POLICY, now=T0))
+    assert "canary-bot will keep watching for 24 h: check-ins every 6 h, post-mortem May 02 14:00 UTC" in text
+
+
+def test_watch_check_in_shows_the_promoted_versions_figures_against_the_thresholds() -> None:
+    blocks = check_in(watch_periods(72, invocations=20_000, errors=4, p95_ms=180.0))
+    text = text_of(blocks)
+    assert "👀 Watch check-in 1/3 · v42 at 100% of production for 32 min" in text
+    assert "72 periods judged: ✅ 70 · 🔴 2 · ⚠️ 0" in text
+    assert "🔴 1 breach during the watch, the latest: p95 180 ms > 100 ms" in text
+    assert table_row(blocks, "errors").split() == ["errors", "0.02%", "≤", "0.1%", "✅"]
+    assert table_row(blocks, "p95").split() == ["p95", "180", "ms", "≤", "100", "ms", "🔴"]
+    assert table_row(blocks, "invocations").split() == ["invocations", "1,440,000"]
+    assert "post-mortem May 02 14:00 UTC (in 23 h 28 min)" in text
+
+
+def test_watch_check_in_before_any_period_says_so() -> None:
+    assert "no complete period stored yet" in text_of(check_in([]))
+
+
+def test_watch_alert_calls_the_approvers_says_how_to_go_back_and_offers_no_button() -> None:
+    event = WatchAlert(
+        deployment=promoted(),
+        at=NOW,
+        actor="canary-bot",
+        reason="p95 180 ms > 100 ms for 2 periods",
+        approvers=("S0SREONCALL",),
+        alias=PROMOTED_ALIAS,
+    )
+    blocks = watch_alert_blocks(event, policy=POLICY, now=NOW)
+    text = text_of(blocks)
+    assert "🔴 v42 breaches its thresholds during the watch after promotion — nothing was changed" in text
+    assert "v42 serves 100% of production-lego-api:production since 14:00 UTC (32 min ago)" in text
+    assert "<!subteam^S0SREONCALL>: go back to v41?" in text
+    assert "`/canary start production-lego-api 41`" in text
+    assert (
+        "aws lambda update-alias --function-name production-lego-api --name production "
+        "--function-version 41 --routing-config '{}'"
+    ) in text
+    assert buttons_of(blocks) == []
+
+
+def test_watch_alert_says_what_the_alias_routes_when_someone_already_changed_it() -> None:
+    event = WatchAlert(
+        deployment=promoted(),
+        at=NOW,
+        actor="canary-bot",
+        reason="error rate 2% > 0.1% for 2 periods",
+        alias=STABLE_ONLY,
+    )
+    assert "production-lego-api:production now routes 100% v41" in text_of(
+        watch_alert_blocks(event, policy=POLICY, now=NOW)
+    )
+
+
+@pytest.mark.parametrize(
+    ("alias", "line"),
+    [
+        (PROMOTED_ALIAS, "✅ Full migration verified: production routes 100% v42, no additional weights"),
+        (
+            STABLE_ONLY,
+            "⚠️ production now routes 100% v41, not 100% v42: the alias was changed after the promotion",
+        ),
+    ],
+)
+def test_post_mortem_says_whether_the_migration_is_verified_and_carries_the_document(
+    alias: AliasState, line: str
+) -> None:
+    event = PostMortem(
+        deployment=promoted(),
+        at=WATCH_ENDS,
+        actor="canary-bot",
+        alias=alias,
+        soak_figures=soak(12),
+        watch_figures=watch_periods(288),
+    )
+    blocks = post_mortem_blocks(event, policy=POLICY, now=WATCH_ENDS)
+    text = text_of(blocks)
+    assert "📝 Post-mortem · v42 after 24 h at 100% of production-lego-api:production" in text
+    assert line in text
+    assert "errors 0.02% · cache hit 94% · p95 42 ms (worst period) · 288 periods · ✅ no breach" in text
+    assert "*Post-mortem (copy into the review doc)*\n```# LEGO API v42 - Production Deployment" in text
+
+
+def _watch_messages() -> list[tuple[str, Callable[[], Blocks]]]:
+    long_reason = "p95 180 ms > 100 ms for 2 periods " * 200
+    return [
+        ("check-in", lambda: check_in(watch_periods(72))),
+        ("check-in-empty", lambda: check_in([])),
+        (
+            "alert",
+            lambda: watch_alert_blocks(
+                WatchAlert(deployment=promoted(), at=NOW, actor="canary-bot", reason=long_reason),
+                policy=POLICY,
+                now=NOW,
+            ),
+        ),
+        (
+            "post-mortem-unread-alias",
+            lambda: post_mortem_blocks(
+                PostMortem(
+                    deployment=promoted(), at=WATCH_ENDS, actor="canary-bot", alias=None, alias_error="x"
+                ),
+                policy=POLICY,
+                now=WATCH_ENDS,
+            ),
+        ),
+    ]
+
+
+@pytest.mark.parametrize(("name", "build"), _watch_messages(), ids=[n for n, _ in _watch_messages()])
+def test_every_watch_message_validates_with_slack_sdk_models(name: str, build: Callable[[], Blocks]) -> None:
+    assert_valid_message(build())

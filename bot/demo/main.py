@@ -40,7 +40,9 @@ def demo_main(args: Sequence[str], console: Console) -> int:
     try:
         import moto  # noqa: F401
     except ImportError:
-        console.warn("error: the demo needs its in-process AWS: pip install 'canary-bot[demo]' (make demo does)")
+        console.warn(
+            "error: the demo needs its in-process AWS: pip install 'canary-bot[demo]' (make demo does)"
+        )
         return 2
     if args and args[0] == "--cli":
         from bot.demo.cli_story import cli_story

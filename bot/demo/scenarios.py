@@ -35,12 +35,15 @@ def healthy(write: Write) -> bool:
         world.press("maria", world.button("Promote"))
         world.press("joe", world.button("Promote"))
         world.print_alias()
+        write("\n… v2 serves everyone; the bot keeps watching it for 24 h of simulated time …")
+        world.watch(24)
         d = world.runtime.service.history(LEGO_API)[0].deployment
-        ok = d.state is State.PROMOTED and world.alias() == ("2", {})
+        post_mortem = any("Post-mortem · v2" in str(m.blocks) for m in world.slack.messages())
+        ok = d.state is State.PROMOTED and world.alias() == ("2", {}) and post_mortem
         return _verdict(
             write,
             ok,
-            "healthy: v2 promoted to 100% after a clean soak, by a second person",
+            "healthy: v2 promoted after a clean soak by a second person; 24 h watched, post-mortem posted",
             f"healthy: expected v2 promoted, got {d.state.value} with alias {world.alias()}",
         )
 

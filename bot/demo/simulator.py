@@ -86,13 +86,13 @@ class TrafficSimulator:
         self.behaviours[version] = replace(self.behaviours.get(version, REDIS), **changes)
 
     # ------------------------------------------------------------ one minute
-    def minute(self, start: datetime) -> dict[str, int]:
-        """Simulate [start, start + 1 min); returns invocations per version."""
+    def minute(self, start: datetime, minutes: int = 1) -> dict[str, int]:
+        """Simulate [start, start + minutes) (recorded at `start`); returns invocations per version."""
         alias = self._traffic.get_alias(self.function, self.alias)
         shares = {alias.version: 1 - sum(alias.weights.values()), **alias.weights}
         served: dict[str, int] = {}
         for version, share in shares.items():
-            invocations = self._jitter(self.per_minute * share)
+            invocations = self._jitter(self.per_minute * minutes * share)
             if invocations <= 0:
                 continue
             served[version] = invocations
@@ -102,12 +102,10 @@ class TrafficSimulator:
     def _serve(self, version: str, start: datetime, invocations: int) -> None:
         b = self.behaviours.get(version, REDIS)
         rng = self._rng
-        errors = sum(1 for _ in range(invocations) if rng.random() < b.error_rate)
+        errors = self._binomial(invocations, b.error_rate)
         samples = min(invocations, SAMPLES_PER_MINUTE)
         durations = [b.latency(rng, b.p50_ms, b.p95_ms) for _ in range(samples)]
-        hits = (
-            sum(1 for _ in range(invocations) if rng.random() < b.cache_hit_rate) if b.cache_hit_rate else 0
-        )
+        hits = self._binomial(invocations, b.cache_hit_rate)
         misses = invocations - hits if b.cache_hit_rate else 0
         miss_latencies = [
             b.latency(rng, b.cache_miss_p50_ms, b.cache_miss_p50_ms * 2) for _ in range(min(misses, 60))
@@ -127,6 +125,15 @@ class TrafficSimulator:
         self._counts[(version, start)] = (invocations, errors)
         self._write_cloudwatch(version, start, invocations, errors, durations)
         self._write_logs(version, start, b, errors, hits, misses)
+
+    def _binomial(self, n: int, p: float) -> int:
+        """How many of n requests did something with probability p (normal approximation when n is large)."""
+        if p <= 0:
+            return 0
+        if n < 1000:
+            return sum(1 for _ in range(n) if self._rng.random() < p)
+        mean = n * p
+        return min(n, max(0, round(self._rng.gauss(mean, (mean * (1 - p)) ** 0.5))))
 
     def _jitter(self, expected: float) -> int:
         return max(0, round(expected * self._rng.uniform(0.9, 1.1)))

@@ -227,6 +227,16 @@ class DemoWorld:
                 return done
         return minutes
 
+    def watch(self, hours: int, *, step: timedelta = timedelta(minutes=5)) -> None:
+        """After a promotion: the 24 h watch, five simulated minutes at a time (no canary, no alarms left)."""
+        minutes = int(step.total_seconds() // 60)
+        for _ in range(hours * 60 // minutes + 2):  # two steps past the end: the tick that closes the watch
+            self.sim.minute(self.clock.now().replace(second=0, microsecond=0), minutes=minutes)
+            now = self.clock.advance(step)
+            self.runtime.soak.tick(now)
+            self.runtime.soak.report(now)
+        self.screen.flush()
+
     def alias(self) -> tuple[str, dict[str, float]]:
         got = self.lambda_.get_alias(FunctionName=LEGO_API, Name=PRODUCTION_ALIAS)
         return got["FunctionVersion"], dict(got.get("RoutingConfig", {}).get("AdditionalVersionWeights", {}))

@@ -77,8 +77,15 @@ _V1_INITIAL: Migration = (
     """,
 )
 
+_V2_WATCH_AFTER_PROMOTE: Migration = (
+    # When a promoted deployment's watch ends (NULL: not watched), so the soak loop finds the watched ones
+    # through an index instead of reading every body. Rows written before this version were never watched.
+    "ALTER TABLE deployments ADD COLUMN watch_until TEXT",
+    "CREATE INDEX deployments_watching ON deployments (watch_until) WHERE watch_until IS NOT NULL",
+)
+
 # MIGRATIONS[i] takes a database from version i to version i + 1.
-MIGRATIONS: tuple[Migration, ...] = (_V1_INITIAL,)
+MIGRATIONS: tuple[Migration, ...] = (_V1_INITIAL, _V2_WATCH_AFTER_PROMOTE)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -18,6 +18,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -27,7 +28,7 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
-from bot.model import AuditRecord, Deployment, PeriodFigures
+from bot.model import AuditRecord, Deployment, PeriodFigures, State
 from bot.ports import LiveDeploymentExists, StaleDeployment
 from bot.store.schema import migrate
 
@@ -36,14 +37,15 @@ MEMORY = ":memory:"
 _Model = TypeVar("_Model", bound=BaseModel)
 
 _INSERT_DEPLOYMENT = """
-    INSERT INTO deployments (id, function, alias, state, live, created_at, updated_at, revision, body)
-    VALUES (:id, :function, :alias, :state, :live, :created_at, :updated_at, :revision, :body)
+    INSERT INTO deployments (id, function, alias, state, live, created_at, updated_at, revision, watch_until,
+                             body)
+    VALUES (:id, :function, :alias, :state, :live, :created_at, :updated_at, :revision, :watch_until, :body)
 """
 # Compare-and-set: matches no row unless the stored revision is the one the caller read.
 _UPDATE_DEPLOYMENT_IF_REVISION = """
     UPDATE deployments
     SET function = :function, alias = :alias, state = :state, live = :live, created_at = :created_at,
-        updated_at = :updated_at, revision = :revision, body = :body
+        updated_at = :updated_at, revision = :revision, watch_until = :watch_until, body = :body
     WHERE id = :id AND revision = :expected_revision
 """
 _HISTORY = """
@@ -75,7 +77,7 @@ class SqliteStore:
             with self._connections.acquire() as conn:
                 if target != MEMORY:
                     # Persistent in the file: set once here, not per connection.
-                    conn.execute("PRAGMA journal_mode = WAL")
+                    _use_wal(conn, busy_timeout_s)
                 self._schema_version = migrate(conn, where=target)
         except BaseException:
             self._connections.close()
@@ -138,6 +140,14 @@ class SqliteStore:
     def list_live(self) -> list[Deployment]:
         """Oldest first."""
         rows = self._query("SELECT body FROM deployments WHERE live = 1 ORDER BY created_at, rowid")
+        return [_load_deployment(row["body"]) for row in rows]
+
+    def list_watching(self, now: datetime) -> list[Deployment]:
+        """Promoted deployments whose watch ends after `now`, oldest first."""
+        rows = self._query(
+            "SELECT body FROM deployments WHERE watch_until > ? ORDER BY created_at, rowid",
+            (_stamp(_require_aware(now, "list_watching(now)")),),
+        )
         return [_load_deployment(row["body"]) for row in rows]
 
     def history(self, function: str, alias: str | None = None, limit: int = 20) -> list[Deployment]:
@@ -312,6 +322,20 @@ def _is_alive(thread: weakref.ref[threading.Thread]) -> bool:
     return target is not None and target.is_alive()
 
 
+def _use_wal(conn: sqlite3.Connection, busy_timeout_s: float) -> None:
+    """Switch the file to WAL. SQLite answers "database is locked" at once, without its busy handler, when
+    several connections open the same fresh file together; retry within the busy timeout."""
+    deadline = time.monotonic() + busy_timeout_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _connect(target: str, busy_timeout_ms: int) -> sqlite3.Connection:
     # isolation_level=None: we issue BEGIN/COMMIT ourselves. check_same_thread=False: a per-thread
     # connection is still closed by whichever thread closes the store.
@@ -336,8 +360,16 @@ def _deployment_row(deployment: Deployment) -> dict[str, Any]:
         "created_at": _stamp(deployment.created_at),
         "updated_at": _stamp(deployment.updated_at),
         "revision": deployment.revision,
+        "watch_until": _watch_column(deployment),
         "body": deployment.model_dump_json(),
     }
+
+
+def _watch_column(deployment: Deployment) -> str | None:
+    """The indexed watch end: set only while the deployment is promoted (the watch belongs to that state)."""
+    if deployment.state is not State.PROMOTED or deployment.watch_until is None:
+        return None
+    return _stamp(deployment.watch_until)
 
 
 def _load_deployment(body: str) -> Deployment:

@@ -35,6 +35,7 @@ from bot.views.parent import headline, parent_blocks, parent_text
 from bot.views.plan import action_prompt_blocks, outcome_blocks, preview_blocks, rollback_reason_modal
 from bot.views.report import soak_report_blocks
 from bot.views.text import mention, who
+from bot.views.watch import post_mortem_blocks, watch_alert_blocks, watch_check_in_blocks
 
 __all__ = [
     "ACTION_EXTEND",
@@ -64,6 +65,7 @@ __all__ = [
     "parent_blocks",
     "parent_text",
     "parse_button_value",
+    "post_mortem_blocks",
     "preview_blocks",
     "refusal_blocks",
     "rollback_reason_modal",
@@ -71,5 +73,7 @@ __all__ = [
     "state_noted_blocks",
     "status_blocks",
     "traffic_changed_blocks",
+    "watch_alert_blocks",
+    "watch_check_in_blocks",
     "who",
 ]

@@ -5,7 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.comms import internal_message, post_deployment_summary, rollback_cause, status_page_text
+from bot.comms import (
+    WATCH_CHECK_IN_EVERY,
+    internal_message,
+    post_deployment_summary,
+    rollback_cause,
+    status_page_text,
+)
 from bot.config import FunctionPolicy
 from bot.events import AlarmAlert, StateNoted, TrafficChanged
 from bot.model import State
@@ -55,6 +61,11 @@ def traffic_changed_blocks(
             watch=policy.watch_after_promote,
         )
         watch = f"keep watching for {span(policy.watch_after_promote, coarse=True)}"
+        if d.watch_until is not None and d.ended_at is not None:
+            watch = (
+                f"canary-bot will keep watching for {span(d.watch_until - d.ended_at, coarse=True)}: "
+                f"check-ins every {span(WATCH_CHECK_IN_EVERY, coarse=True)}, post-mortem {when(d.watch_until, now)}"
+            )
         return render(
             [
                 section(f"*{PASS} Promoted {d.key} to {c} by {by} · alias now {after}*"),

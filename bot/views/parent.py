@@ -10,9 +10,10 @@ from bot import canary
 from bot.judge import Outcome, PeriodVerdict
 from bot.model import AliasState, Deployment, State
 from bot.views.kit import context, render, section
-from bot.views.text import BREACH, HELD, PASS, WARN, clock, percent, progress_bar, relative, when, who
+from bot.views.text import BREACH, HELD, PASS, WARN, clock, percent, progress_bar, relative, span, when, who
 
 CANARY_MARK = "🐤"
+WATCH_MARK = "👀"
 
 OUTCOME_MARKS = {Outcome.PASS: PASS, Outcome.FAIL: BREACH, Outcome.NO_DATA: WARN}
 
@@ -54,7 +55,7 @@ def parent_blocks(
     dashboard_url: str | None = None,
 ) -> list[dict[str, Any]]:
     lines = summary_lines(d, now=now, alias=alias, last=last)
-    footer = [_started(d), "thread for reports ↓" if d.is_live else ""]
+    footer = [_started(d), "thread for reports ↓" if d.is_live or _watching(d, now) else ""]
     if dashboard_url:
         footer.append(f"<{dashboard_url}|dashboard>")
     return render([section("\n".join(lines)), context(" · ".join(part for part in footer if part))])
@@ -95,9 +96,23 @@ def _detail(d: Deployment, now: datetime, last: PeriodVerdict | None) -> str:
             by = f" by {who(d.ended_by)}" if d.ended_by else ""
             at = f" · {when(d.ended_at, now)}" if d.ended_at else ""
             reason = f" — {d.reason}" if d.reason and d.state is not State.PROMOTED else ""
-            return f"{verb[d.state]}{by}{at}{reason}"
+            return f"{verb[d.state]}{by}{at}{reason}{_watch(d, now)}"
         case _:
             return ""
+
+
+def _watch(d: Deployment, now: datetime) -> str:
+    """After a promotion: ' · 👀 watching 24 h, ends …' then ' · ✅ 24 h watch complete'."""
+    if d.state is not State.PROMOTED or d.watch_until is None or d.ended_at is None:
+        return ""
+    length = span(d.watch_until - d.ended_at, coarse=True)
+    if _watching(d, now):
+        return f" · {WATCH_MARK} watching {length}, ends {when(d.watch_until, now)}"
+    return f" · {PASS} {length} watch complete"
+
+
+def _watching(d: Deployment, now: datetime) -> bool:
+    return d.state is State.PROMOTED and d.watch_until is not None and now < d.watch_until
 
 
 def _progress(d: Deployment, until: datetime) -> str:
