@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from bot import canary
-from bot.actors import BOT, Actor, Authorizer
+from bot.actors import BOT, Action, Actor, Authorizer
 from bot.canary import InvalidPlan, Transition
 from bot.config import FunctionPolicy, Policy
 from bot.events import (
@@ -318,12 +318,16 @@ class CanaryService:
         deployment_id: str | None = None,
         expected_revision: int | None = None,
     ) -> ActionResult:
-        d = self._target(function, alias, deployment_id)
-        self._check_click(d, expected_revision)
+        d = self._actionable(
+            function,
+            alias,
+            actor,
+            "promote",
+            "promote",
+            deployment_id=deployment_id,
+            revision=expected_revision,
+        )
         policy = self.policy_for(d.function)
-        self.authorizer.check(actor, policy, "promote", d)
-        if not canary.can(d, "promote"):
-            raise Refused(f"cannot promote {d.key}: the canary is {d.state.value}")
         d, before, after = self._change_traffic(
             d,
             actor,
@@ -429,11 +433,7 @@ class CanaryService:
         weight: float,
         expected_revision: int | None = None,
     ) -> ActionResult:
-        d = self.live(function, alias)
-        self._check_click(d, expected_revision)
-        self.authorizer.check(actor, self.policy_for(d.function), "weight", d)
-        if not canary.can(d, "set_weight"):
-            raise Refused(f"cannot change the weight of {d.key}: the canary is {d.state.value}")
+        d = self._actionable(function, alias, actor, "weight", "set_weight", revision=expected_revision)
         if math.isclose(weight, d.weight):
             raise Refused(f"{d.key} already routes {_pct(weight)} to v{d.canary_version}")
         d, before, after = self._change_traffic(
@@ -489,10 +489,7 @@ class CanaryService:
         return ActionResult(deployment=d, alias=after, message=f"next step: {d.key} now {after.describe()}")
 
     def hold(self, function: str, alias: str | None, actor: Actor, *, reason: str | None) -> ActionResult:
-        d = self.live(function, alias)
-        self.authorizer.check(actor, self.policy_for(d.function), "hold", d)
-        if not canary.can(d, "hold"):
-            raise Refused(f"cannot hold {d.key}: the canary is {d.state.value}")
+        d = self._actionable(function, alias, actor, "hold", "hold")
         why = reason or f"held by {actor.name}"
         d = self._transition(canary.hold(d, now=self.clock.now(), actor=actor.label, reason=why))
         self._notify(self._noted(d, actor, "held", why))
@@ -501,10 +498,7 @@ class CanaryService:
         )
 
     def resume(self, function: str, alias: str | None, actor: Actor) -> ActionResult:
-        d = self.live(function, alias)
-        self.authorizer.check(actor, self.policy_for(d.function), "resume", d)
-        if not canary.can(d, "resume"):
-            raise Refused(f"cannot resume {d.key}: the canary is {d.state.value}, not held")
+        d = self._actionable(function, alias, actor, "resume", "resume")
         self._check_routing(d, self.traffic.get_alias(d.function, d.alias))
         d = self._transition(canary.resume(d, now=self.clock.now(), actor=actor.label))
         self._notify(self._noted(d, actor, "resumed", None))
@@ -519,11 +513,7 @@ class CanaryService:
         by: timedelta,
         expected_revision: int | None = None,
     ) -> ActionResult:
-        d = self.live(function, alias)
-        self._check_click(d, expected_revision)
-        self.authorizer.check(actor, self.policy_for(d.function), "extend", d)
-        if not canary.can(d, "extend"):
-            raise Refused(f"cannot extend {d.key}: the canary is {d.state.value}")
+        d = self._actionable(function, alias, actor, "extend", "extend", revision=expected_revision)
         d = self._transition(canary.extend(d, by=by, now=self.clock.now(), actor=actor.label))
         self._notify(self._noted(d, actor, "extended", f"soak extended by {_dur(by)}"))
         ends = f" to {d.soak_ends_at:%H:%M} UTC" if d.soak_ends_at else ""
@@ -643,6 +633,25 @@ class CanaryService:
             return tuple(policy.steps)
         # An explicit first weight keeps the policy's later, larger steps.
         return (weight, *(step for step in policy.steps if step > weight))
+
+    def _actionable(
+        self,
+        function: str,
+        alias: str | None,
+        actor: Actor,
+        rule: Action,
+        transition: str,
+        *,
+        deployment_id: str | None = None,
+        revision: int | None = None,
+    ) -> Deployment:
+        """The deployment a person acts on, once the click is current, they may, and its state allows it."""
+        d = self._target(function, alias, deployment_id)
+        self._check_click(d, revision)
+        self.authorizer.check(actor, self.policy_for(d.function), rule, d)
+        if not canary.can(d, transition):
+            raise Refused(f"cannot {transition.replace('_', ' ')} {d.key}: the canary is {d.state.value}")
+        return d
 
     def _target(self, function: str, alias: str | None, deployment_id: str | None) -> Deployment:
         if deployment_id is None:
