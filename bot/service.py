@@ -13,7 +13,7 @@ import math
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -49,6 +49,8 @@ from bot.units import format_duration, format_percent
 from bot.verbs import StartArgs
 
 log = logging.getLogger(__name__)
+
+TrafficAction = Literal["promoted", "rolled_back", "weight", "next_step"]
 
 PLAN_TTL = timedelta(minutes=15)
 
@@ -337,19 +339,9 @@ class CanaryService:
             finish=lambda dep, a: self._promoted(dep, a, actor, policy),
         )
         self._delete_alarms(d)
-        self._notify(
-            TrafficChanged(
-                deployment=d,
-                at=self.clock.now(),
-                actor=actor.label,
-                actor_mention=actor.mention,
-                action="promoted",
-                alias_before=before,
-                alias_after=after,
-                figures=self.store.figures_for(d.id),
-            )
+        return self._traffic_changed(
+            d, actor, "promoted", before, after, figures=self.store.figures_for(d.id)
         )
-        return ActionResult(deployment=d, alias=after, message=f"promoted: {d.key} now {after.describe()}")
 
     def _promoted(self, d: Deployment, alias: AliasState, actor: Actor, policy: FunctionPolicy) -> Transition:
         """The promotion, with the watch that follows it (policy `watch_after_promote`; 0 = none)."""
@@ -406,22 +398,16 @@ class CanaryService:
         )
         d = self._transition(t, before=before, after=after)
         self._delete_alarms(d)
-        self._notify(
-            TrafficChanged(
-                deployment=d,
-                at=self.clock.now(),
-                actor=actor.label,
-                actor_mention=actor.mention,
-                action="rolled_back",
-                alias_before=before,
-                alias_after=after,
-                reason=reason,
-                automatic=actor.source == "bot",
-                detected_at=detected_at,
-                figures=self.store.figures_for(d.id),
-            )
+        return self._traffic_changed(
+            d,
+            actor,
+            "rolled_back",
+            before,
+            after,
+            reason=reason,
+            detected_at=detected_at,
+            figures=self.store.figures_for(d.id),
         )
-        return ActionResult(deployment=d, alias=after, message=f"rolled back: {d.key} now {after.describe()}")
 
     # ------------------------------------------------------------ mid-flight controls
     def set_weight(
@@ -446,20 +432,7 @@ class CanaryService:
                 dep, weight=weight, now=self.clock.now(), actor=actor.label, alias_revision=a.revision_id
             ),
         )
-        self._notify(
-            TrafficChanged(
-                deployment=d,
-                at=self.clock.now(),
-                actor=actor.label,
-                actor_mention=actor.mention,
-                action="weight",
-                alias_before=before,
-                alias_after=after,
-            )
-        )
-        return ActionResult(
-            deployment=d, alias=after, message=f"weight changed: {d.key} now {after.describe()}"
-        )
+        return self._traffic_changed(d, actor, "weight", before, after)
 
     def next_step(self, d: Deployment, *, reason: str) -> ActionResult:
         """Automatic: the step soaked clean, go to the next weight of the schedule."""
@@ -474,19 +447,7 @@ class CanaryService:
                 dep, now=self.clock.now(), actor=BOT.label, alias_revision=a.revision_id
             ),
         )
-        self._notify(
-            TrafficChanged(
-                deployment=d,
-                at=self.clock.now(),
-                actor=BOT.label,
-                action="next_step",
-                alias_before=before,
-                alias_after=after,
-                reason=reason,
-                automatic=True,
-            )
-        )
-        return ActionResult(deployment=d, alias=after, message=f"next step: {d.key} now {after.describe()}")
+        return self._traffic_changed(d, BOT, "next_step", before, after, reason=reason)
 
     def hold(self, function: str, alias: str | None, actor: Actor, *, reason: str | None) -> ActionResult:
         d = self._actionable(function, alias, actor, "hold", "hold")
@@ -861,6 +822,36 @@ class CanaryService:
         except StaleDeployment:
             fresh = self.get(d.id)
             return self.store.save(fresh.model_copy(update={"channel": ref.channel, "thread_ts": ref.ts}))
+
+    def _traffic_changed(
+        self,
+        d: Deployment,
+        actor: Actor,
+        action: TrafficAction,
+        before: AliasState,
+        after: AliasState,
+        **details: Any,
+    ) -> ActionResult:
+        """Tell people the alias changed, and answer the caller with the alias as it is now."""
+        self._notify(
+            TrafficChanged(
+                deployment=d,
+                at=self.clock.now(),
+                actor=actor.label,
+                actor_mention=actor.mention,
+                action=action,
+                alias_before=before,
+                alias_after=after,
+                automatic=actor.source == "bot",
+                **details,
+            )
+        )
+        said = {"promoted": "promoted", "rolled_back": "rolled back", "weight": "weight changed"}
+        return ActionResult(
+            deployment=d,
+            alias=after,
+            message=f"{said.get(action, 'next step')}: {d.key} now {after.describe()}",
+        )
 
     def _noted(self, d: Deployment, actor: Actor, what: str, reason: str | None) -> StateNoted:
         return StateNoted(

@@ -68,7 +68,7 @@ def test_auto_promote_policy_promotes_after_a_clean_soak() -> None:
     assert state(sw, did) is State.PROMOTED
     assert sw.world.alias() == ("2", {})
     [promoted] = sw.sim.events(TrafficChanged)[-1:]
-    assert (promoted.action, promoted.automatic or promoted.actor) == ("promoted", "canary-bot")
+    assert (promoted.action, promoted.automatic, promoted.actor) == ("promoted", True, "canary-bot")
     assert len(promoted.figures) == 12
 
 
