@@ -27,11 +27,11 @@ import inspect
 import math
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+from wsgiref.types import WSGIApplication
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
@@ -346,15 +346,6 @@ def _bare_bolt_wsgi(runtime: Runtime) -> WSGIApplication:
     router, with no work after the ack. Against a WSGI app that does nothing at all, Bolt alone reaches about
     half, so that comparison measured Bolt rather than us."""
     return make_wsgi_app(bare_bolt_app(runtime.slack), sns_handler=None, health=lambda: (True, {}))
-
-
-def immediate_ok(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-    """The baseline: read the body, answer 200, nothing else."""
-    length = int(environ.get("CONTENT_LENGTH") or 0)
-    if length:
-        environ["wsgi.input"].read(length)
-    start_response("200 OK", [("content-type", "text/plain; charset=utf-8"), ("content-length", "0")])
-    return [b""]
 
 
 def _help_requests(sink: ResponseSink, count: int) -> list[req.SignedRequest]:

@@ -149,10 +149,7 @@ def poison_reporter(service: CanaryService, channel: str | None) -> Any:
             deployment=None,
             channel=channel,
         )
-        try:
-            service.notifier.publish(alert)
-        except Exception:
-            log.exception("could not report the unreadable notification %s", message_id)
+        service.notify(alert)
 
     return report
 

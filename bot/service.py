@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from bot import canary
-from bot.actors import BOT, Action, Actor, Authorizer
+from bot.actors import BOT, Action, Actor, Authorizer, NotAuthorized
 from bot.canary import InvalidPlan, Transition
 from bot.config import FunctionPolicy, Policy
 from bot.events import (
@@ -256,12 +256,8 @@ class CanaryService:
         self, deployment_id: str, actor: Actor, *, expected_revision: int | None = None
     ) -> ActionResult:
         """Start the planned canary: route its first weight to the canary version."""
-        d = self.get(deployment_id)
-        if d.state is not State.PLANNED:
-            raise AlreadyActed(self._who_acted(d))
-        self._check_click(d, expected_revision)
+        d = self._planned(deployment_id, actor, "start", expected_revision)
         policy = self.policy_for(d.function)
-        self.authorizer.check(actor, policy, "start", d)
         now = self.clock.now()
         if now - d.created_at > self._plan_ttl:
             self._transition(canary.cancel(d, now=now, actor=BOT.label, reason="preview expired"))
@@ -302,11 +298,7 @@ class CanaryService:
     def cancel(
         self, deployment_id: str, actor: Actor, *, expected_revision: int | None = None
     ) -> ActionResult:
-        d = self.get(deployment_id)
-        if d.state is not State.PLANNED:
-            raise AlreadyActed(self._who_acted(d))
-        self._check_click(d, expected_revision)
-        self.authorizer.check(actor, self.policy_for(d.function), "cancel", d)
+        d = self._planned(deployment_id, actor, "cancel", expected_revision)
         d = self._transition(canary.cancel(d, now=self.clock.now(), actor=actor.label, reason="cancelled"))
         return ActionResult(deployment=d, message=f"plan for {d.key} cancelled; the alias was not touched")
 
@@ -595,6 +587,29 @@ class CanaryService:
         # An explicit first weight keeps the policy's later, larger steps.
         return (weight, *(step for step in policy.steps if step > weight))
 
+    def _planned(self, deployment_id: str, actor: Actor, rule: Action, revision: int | None) -> Deployment:
+        """The plan a Start or Cancel click is about, while it is still a plan and the click is current."""
+        d = self.get(deployment_id)
+        if d.state is not State.PLANNED:
+            raise AlreadyActed(self._who_acted(d))
+        self._check_click(d, revision)
+        self.authorizer.check(actor, self.policy_for(d.function), rule, d)
+        return d
+
+    def may(self, actor: Actor, d: Deployment, action: Action) -> bool:
+        """Whether `actor` could take `action` on `d` now: its state allows it and the policy lets them.
+
+        For showing only the buttons a viewer may use; the click itself is checked again when it comes.
+        """
+        transition = {"rollback": "begin_rollback", "weight": "set_weight"}.get(action, action)
+        if transition in canary.LEGAL and not canary.can(d, transition):
+            return False
+        try:
+            self.authorizer.check(actor, self.policy_for(d.function), action, d)
+        except (NotAuthorized, NotInPolicy):
+            return False
+        return True
+
     def _actionable(
         self,
         function: str,
@@ -862,6 +877,10 @@ class CanaryService:
             what=what,
             reason=reason,
         )
+
+    def notify(self, event: AnyEvent) -> MessageRef | None:
+        """Tell people about something that happened outside a service method (an alarm, a bad message)."""
+        return self._notify(event)
 
     def _notify(self, event: AnyEvent) -> MessageRef | None:
         """Tell people. A Slack outage never blocks or undoes a traffic change: failures are only logged."""

@@ -169,7 +169,26 @@ class _RateLimitRetryHandler(RateLimitErrorRetryHandler):
         state.increment_current_attempt()
 
 
-class _ServerErrorRetryHandler(ServerErrorRetryHandler):
+class _InjectedSleep:
+    """slack_sdk's backoff, minus its hard-wired time.sleep (tests inject a sleep that does not wait)."""
+
+    interval_calculator: RetryIntervalCalculator
+    _sleep: Sleep
+
+    def prepare_for_next_attempt(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        state.next_attempt_requested = True
+        self._sleep(self.interval_calculator.calculate_sleep_duration(state.current_attempt))
+        state.increment_current_attempt()
+
+
+class _ServerErrorRetryHandler(_InjectedSleep, ServerErrorRetryHandler):
     # slack_sdk retries 500 and 503; 502 and 504 come from the load balancers in front of Slack, just as
     # transient.
     RETRIED_STATUSES = frozenset({500, 502, 503, 504})
@@ -188,38 +207,11 @@ class _ServerErrorRetryHandler(ServerErrorRetryHandler):
     ) -> bool:
         return response is not None and response.status_code in self.RETRIED_STATUSES
 
-    def prepare_for_next_attempt(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> None:
-        _backoff(self, state, self._sleep)
 
-
-class _ConnectionErrorRetryHandler(ConnectionErrorRetryHandler):
+class _ConnectionErrorRetryHandler(_InjectedSleep, ConnectionErrorRetryHandler):
     def __init__(self, policy: RetryPolicy) -> None:
         super().__init__(max_retry_count=policy.max_retries, interval_calculator=policy.backoff)
         self._sleep = policy.sleep
-
-    def prepare_for_next_attempt(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> None:
-        _backoff(self, state, self._sleep)
-
-
-def _backoff(handler: RetryHandler, state: RetryState, sleep: Sleep) -> None:
-    # Same as RetryHandler.prepare_for_next_attempt, minus its hard-wired time.sleep.
-    state.next_attempt_requested = True
-    sleep(handler.interval_calculator.calculate_sleep_duration(state.current_attempt))
-    state.increment_current_attempt()
 
 
 def _retry_after(response: HttpResponse) -> float:

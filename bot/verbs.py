@@ -15,7 +15,7 @@ from typing import Annotated, Literal, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.units import UnitError, format_percent, parse_duration
+from bot.units import UnitError, parse_duration
 
 FUNCTION_NAME = re.compile(
     r"^[A-Za-z0-9_-]{1,64}$|^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+$"
@@ -394,7 +394,3 @@ def help_text(topic: str | None = None, prefix: str = "/canary") -> str:
         return f"`{prefix} {USAGE[topic]}`\n{SUMMARY[topic]}"
     lines = [f"`{prefix} {USAGE[v]}` — {SUMMARY[v]}" for v in VERBS]
     return "\n".join(lines)
-
-
-def describe_weight(weight: float) -> str:
-    return format_percent(weight)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError
+from slack_bolt import Ack
 
 from bot import views
 from bot.actors import Actor, NotAuthorized
@@ -47,6 +48,11 @@ class Reply:
         if self.blocks:
             body["blocks"] = self.blocks
         return body
+
+
+def ack_now(ack: Ack) -> None:
+    """The ack of a listener whose work is lazy: answer Slack at once, nothing else."""
+    ack()
 
 
 def error_reply(exc: BaseException, verb: str | None) -> Reply:

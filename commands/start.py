@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot import views
 from bot.actors import Actor
+from bot.service import ActionResult
 from bot.verbs import StartArgs
 from commands.base import Deps, Reply, safely
 
@@ -42,6 +43,5 @@ def cancel(deployment_id: str, revision: int, actor: Actor, deps: Deps) -> Reply
     return safely("start", work)
 
 
-def _alias(result: object) -> str:
-    alias = getattr(result, "alias", None)
-    return alias.describe() if alias is not None else "(unknown)"
+def _alias(result: ActionResult) -> str:
+    return result.alias.describe() if result.alias is not None else "(unknown)"

@@ -11,13 +11,13 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import App, Respond
 from slack_sdk import WebClient
 
 from bot import views
 from bot.actors import Actor
 from commands import extend, hold, promote, resume, rollback, start
-from commands.base import Deps, Reply, safely, slack_actor
+from commands.base import Deps, Reply, ack_now, safely, slack_actor
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +38,6 @@ CLICKS: dict[str, Click] = {
     views.ACTION_HOLD: lambda ref, actor, deps: hold.click(ref.deployment_id, actor, deps),
     views.ACTION_RESUME: lambda ref, actor, deps: resume.click(ref.deployment_id, actor, deps),
 }
-
-
-def _ack(ack: Ack) -> None:
-    ack()
 
 
 def _answer(respond: Respond, reply: Reply) -> None:
@@ -99,5 +95,5 @@ def register(app: App, deps: Deps) -> None:
             _answer(respond, reply)
 
     for action_id in CLICKS:
-        app.action(action_id)(ack=_ack, lazy=[on_click])
-    app.action(views.ACTION_ROLLBACK)(ack=_ack, lazy=[on_rollback])
+        app.action(action_id)(ack=ack_now, lazy=[on_click])
+    app.action(views.ACTION_ROLLBACK)(ack=ack_now, lazy=[on_rollback])

@@ -4,25 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import App
 from slack_sdk import WebClient
 
 from bot import views
-from bot.actors import Actor, NotAuthorized
+from bot.actors import Actor
 from bot.model import Deployment
-from commands.base import Deps
-
-ACTION_TO_RULE = {
-    "promote": "promote",
-    "rollback": "rollback",
-    "extend": "extend",
-    "hold": "hold",
-    "resume": "resume",
-}
-
-
-def _ack(ack: Ack) -> None:
-    ack()
+from commands.base import Deps, ack_now
 
 
 def register(app: App, deps: Deps) -> None:
@@ -31,7 +19,7 @@ def register(app: App, deps: Deps) -> None:
             return
         publish_home(client, event["user"], deps)
 
-    app.event("app_home_opened")(ack=_ack, lazy=[home])
+    app.event("app_home_opened")(ack=ack_now, lazy=[home])
 
 
 def publish_home(client: WebClient, user_id: str, deps: Deps) -> None:
@@ -39,18 +27,11 @@ def publish_home(client: WebClient, user_id: str, deps: Deps) -> None:
     service = deps.service
 
     def can_act(d: Deployment, action: str) -> bool:
-        from bot import canary
-
-        transition = {"rollback": "begin_rollback", "promote": "promote", "extend": "extend"}.get(
-            action, action
+        return action in ("promote", "rollback", "extend", "hold", "resume") and service.may(
+            viewer,
+            d,
+            action,  # type: ignore[arg-type]
         )
-        if transition in canary.LEGAL and not canary.can(d, transition):
-            return False
-        try:
-            service.authorizer.check(viewer, service.policy_for(d.function), ACTION_TO_RULE[action], d)  # type: ignore[arg-type]
-        except NotAuthorized:
-            return False
-        return True
 
     entries = service.status()
     client.views_publish(
