@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     sns_allowed_topics: str = Field(default="", validation_alias="CANARY_SNS_ALLOWED_TOPICS")
     # Where alarms about functions the policy does not list are posted.
     alert_channel: str | None = Field(default=None, validation_alias="CANARY_ALERT_CHANNEL")
+    # The control loop (durable actions): how often it runs, how long a claim on a deployment lasts when its
+    # holder dies, and after how many failed attempts a traffic change is escalated to the approvers.
+    tick_every: Duration = Field(default=timedelta(minutes=1), validation_alias="CANARY_TICK_EVERY")
+    reconcile_every: Duration = Field(default=timedelta(seconds=5), validation_alias="CANARY_RECONCILE_EVERY")
+    lease_ttl: Duration = Field(default=timedelta(seconds=30), validation_alias="CANARY_LEASE_TTL")
+    escalate_after: int = Field(default=3, ge=1, le=100, validation_alias="CANARY_ESCALATE_AFTER")
 
     def allowed_topics(self) -> set[str]:
         topics = {t.strip() for t in self.sns_allowed_topics.split(",") if t.strip()}

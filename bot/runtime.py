@@ -87,7 +87,7 @@ def build_runtime(
     aws: AwsAdapters,
     policy: Policy | None = None,
     inline: bool = False,
-    tick_every: timedelta = timedelta(minutes=1),
+    tick_every: timedelta | None = None,
 ) -> Runtime:
     policy = policy or load_policy(settings.policy_file)
     alarms = aws.alarms
@@ -107,7 +107,7 @@ def build_runtime(
     from bot.charts import soak_chart_png
 
     soak = SoakRunner(service, aws.metrics, chart=soak_chart_png)
-    scheduler = SoakScheduler(soak, tick_every=tick_every)
+    scheduler = SoakScheduler(soak, tick_every=tick_every or settings.tick_every)
     responder = AlarmResponder(service, default_channel=settings.alert_channel)
     report_poison = poison_reporter(service, settings.alert_channel)
     sns_intake = SnsHttpIntake(SnsVerifier(settings.allowed_topics()), responder, on_poison=report_poison)
