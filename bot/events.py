@@ -24,6 +24,8 @@ class Event(BaseModel):
     at: datetime
     actor: str  # Actor.label
     actor_mention: str = ""
+    # Idempotency key of the message that tells this event: the same key is delivered once (the outbox).
+    key: str | None = None
 
 
 class Started(Event):
@@ -49,7 +51,7 @@ class StateNoted(Event):
     """Held, resumed, extended, cancelled, drift detected."""
 
     kind: Literal["state_noted"] = "state_noted"
-    what: Literal["held", "resumed", "extended", "cancelled", "drift", "warning"]
+    what: Literal["held", "resumed", "extended", "cancelled", "drift", "warning", "stuck", "metrics"]
     reason: str | None = None
 
 
@@ -117,6 +119,7 @@ class AlarmAlert(BaseModel):
     reverted_at: datetime | None = None
     channel: str | None = None
     approvers: tuple[str, ...] = ()
+    key: str | None = None  # see Event.key
 
 
 AnyEvent = (

@@ -12,7 +12,9 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from bot.intents import Intent
 from bot.model import AliasState, AuditRecord, Deployment, PeriodFigures, Thresholds
+from bot.outbox_model import OutboxMessage
 
 
 # ---------------------------------------------------------------- errors
@@ -54,6 +56,10 @@ class InvalidChange(CanaryError, ValueError):
 
 class LiveDeploymentExists(CanaryError):
     """The store already holds a live deployment for this function:alias."""
+
+
+class IntentInProgress(CanaryError):
+    """Another traffic change of the same deployment is still being applied (its intent is open)."""
 
 
 class StaleDeployment(CanaryError):
@@ -212,6 +218,57 @@ class StorePort(Protocol):
     def figures_for(self, deployment_id: str) -> list[PeriodFigures]:
         """Oldest first."""
         ...
+
+    # intents: one open per deployment
+    def open_intent(self, intent: Intent, *, supersede: bool = False) -> tuple[Intent, list[Intent]]:
+        """Insert an open intent (superseding the deployment's open one when asked); returns it and the
+        superseded ones. Raises IntentInProgress when one is open and supersede is False."""
+        ...
+
+    def complete_intent(self, intent: Intent, deployment: Deployment, audit: AuditRecord) -> Deployment:
+        """Deployment saved (compare-and-set), audit appended and intent saved in one transaction."""
+        ...
+
+    def save_intent(self, intent: Intent) -> Intent: ...
+
+    def get_intent(self, intent_id: str) -> Intent | None: ...
+
+    def open_intent_for(self, deployment_id: str) -> Intent | None: ...
+
+    def open_intents(self) -> list[Intent]:
+        """Rollbacks first, then oldest first."""
+        ...
+
+    def intents_for(self, deployment_id: str) -> list[Intent]: ...
+
+    # leases with fencing tokens
+    def acquire_lease(self, name: str, owner: str, now: datetime, ttl_seconds: float) -> int | None:
+        """The fencing token while `owner` holds `name` until now + ttl; None while another holds it."""
+        ...
+
+    def release_lease(self, name: str, owner: str) -> None: ...
+
+    def holds_lease(self, name: str, owner: str, token: int, now: datetime) -> bool: ...
+
+    # outbox
+    def enqueue(self, message: OutboxMessage) -> bool:
+        """Add unless the key exists; True when added."""
+        ...
+
+    def outbox_heads(self, now: datetime, limit: int = 50) -> list[OutboxMessage]:
+        """The first pending message of each lane, when due."""
+        ...
+
+    def outbox_message(self, key: str) -> OutboxMessage | None: ...
+
+    def outbox_pending(self) -> int: ...
+
+    def save_outbox(self, message: OutboxMessage) -> OutboxMessage: ...
+
+    # the last membership seen of each Slack user group
+    def save_group_members(self, group_id: str, members: Sequence[str], now: datetime) -> None: ...
+
+    def group_members(self, group_id: str) -> tuple[frozenset[str], datetime] | None: ...
 
 
 # ---------------------------------------------------------------- clock

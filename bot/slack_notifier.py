@@ -116,9 +116,9 @@ class SlackNotifier:
         if isinstance(event, TrafficChanged):
             return traffic_changed_blocks(event, policy=policy, now=now), event.action == "rolled_back"
         if isinstance(event, StateNoted):
-            drift = event.what == "drift"
-            approvers = policy.approvers if drift else ()
-            return state_noted_blocks(event, now=now, approvers=approvers), drift
+            urgent = event.what in ("drift", "stuck")
+            approvers = policy.approvers if urgent else ()
+            return state_noted_blocks(event, now=now, approvers=approvers), urgent
         if isinstance(event, SoakReport):
             blocks = soak_report_blocks(
                 event.deployment,

@@ -84,8 +84,57 @@ _V2_WATCH_AFTER_PROMOTE: Migration = (
     "CREATE INDEX deployments_watching ON deployments (watch_until) WHERE watch_until IS NOT NULL",
 )
 
+_V3_DURABLE_ACTIONS: Migration = (
+    # Traffic intents: written before any AWS call, driven to done by the reconciler. `body` (Intent JSON) is
+    # the source of truth; the columns are for the queries. At most one open intent per deployment.
+    """
+    CREATE TABLE intents (
+        id              TEXT PRIMARY KEY,
+        deployment_id   TEXT NOT NULL,
+        kind            TEXT NOT NULL,
+        status          TEXT NOT NULL,
+        priority        INTEGER NOT NULL,
+        created_at      TEXT NOT NULL,
+        body            TEXT NOT NULL
+    )
+    """,
+    "CREATE UNIQUE INDEX intents_one_open_per_deployment ON intents (deployment_id) WHERE status = 'open'",
+    "CREATE INDEX intents_by_deployment ON intents (deployment_id, created_at)",
+    # Leases: who may act on a name (a deployment) until when. `token` grows on every change of holder, so a
+    # holder that was presumed dead cannot complete work after another has taken over (fencing).
+    """
+    CREATE TABLE leases (
+        name        TEXT PRIMARY KEY,
+        owner       TEXT NOT NULL,
+        expires_at  TEXT NOT NULL,
+        token       INTEGER NOT NULL
+    )
+    """,
+    # The outbox: every Slack message, delivered in order per lane, retried across restarts, sent once.
+    """
+    CREATE TABLE outbox (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        key             TEXT NOT NULL UNIQUE,
+        lane            TEXT NOT NULL,
+        status          TEXT NOT NULL,
+        next_attempt_at TEXT NOT NULL,
+        created_at      TEXT NOT NULL,
+        body            TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX outbox_pending ON outbox (status, lane, id)",
+    # The last membership seen of each Slack user group, for approval checks while Slack cannot be asked.
+    """
+    CREATE TABLE group_members (
+        group_id    TEXT PRIMARY KEY,
+        members     TEXT NOT NULL,
+        seen_at     TEXT NOT NULL
+    )
+    """,
+)
+
 # MIGRATIONS[i] takes a database from version i to version i + 1.
-MIGRATIONS: tuple[Migration, ...] = (_V1_INITIAL, _V2_WATCH_AFTER_PROMOTE)
+MIGRATIONS: tuple[Migration, ...] = (_V1_INITIAL, _V2_WATCH_AFTER_PROMOTE, _V3_DURABLE_ACTIONS)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

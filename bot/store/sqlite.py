@@ -22,14 +22,16 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
+from bot.intents import Intent
 from bot.model import AuditRecord, Deployment, PeriodFigures, State
-from bot.ports import LiveDeploymentExists, StaleDeployment
+from bot.outbox_model import OutboxMessage
+from bot.ports import IntentInProgress, LiveDeploymentExists, StaleDeployment
 from bot.store.schema import migrate
 
 MEMORY = ":memory:"
@@ -160,26 +162,30 @@ class SqliteStore:
 
     # ------------------------------------------------------------ audit
     def append_audit(self, record: AuditRecord) -> None:
+        with self._transaction() as conn:
+            self._insert_audit(conn, record)
+
+    @staticmethod
+    def _insert_audit(conn: sqlite3.Connection, record: AuditRecord) -> None:
         record = _in_utc(record)
         plain = record.model_dump(mode="json")
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO audit (deployment_id, at, actor, action, phase, from_state, to_state, reason,"
-                " alias_before, alias_after, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.deployment_id,
-                    _stamp(record.at),
-                    record.actor,
-                    record.action,
-                    record.phase,
-                    plain["from_state"],
-                    plain["to_state"],
-                    record.reason,
-                    _json_or_null(plain["alias_before"]),
-                    _json_or_null(plain["alias_after"]),
-                    json.dumps(plain["detail"]),
-                ),
-            )
+        conn.execute(
+            "INSERT INTO audit (deployment_id, at, actor, action, phase, from_state, to_state, reason,"
+            " alias_before, alias_after, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.deployment_id,
+                _stamp(record.at),
+                record.actor,
+                record.action,
+                record.phase,
+                plain["from_state"],
+                plain["to_state"],
+                record.reason,
+                _json_or_null(plain["alias_before"]),
+                _json_or_null(plain["alias_after"]),
+                json.dumps(plain["detail"]),
+            ),
+        )
 
     def audit_for(self, deployment_id: str) -> list[AuditRecord]:
         """Oldest first (in the order appended)."""
@@ -219,6 +225,210 @@ class SqliteStore:
             "SELECT body FROM figures WHERE deployment_id = ? ORDER BY period_start", (deployment_id,)
         )
         return [_in_utc(PeriodFigures.model_validate_json(row["body"])) for row in rows]
+
+    # ------------------------------------------------------------ intents
+    def open_intent(self, intent: Intent, *, supersede: bool = False) -> tuple[Intent, list[Intent]]:
+        """Insert an open intent; with `supersede`, first mark the deployment's open one superseded.
+
+        Returns the stored intent and the intents it superseded. Raises IntentInProgress when another intent
+        of the deployment is open and `supersede` is False (the database's partial unique index decides).
+        """
+        intent = _in_utc(intent)
+        superseded: list[Intent] = []
+        try:
+            with self._transaction() as conn:
+                if supersede:
+                    for row in conn.execute(
+                        "SELECT body FROM intents WHERE deployment_id = ? AND status = 'open' AND id != ?",
+                        (intent.deployment_id, intent.id),
+                    ).fetchall():
+                        old = Intent.model_validate_json(row["body"]).model_copy(update={"status": "superseded"})
+                        self._write_intent(conn, old)
+                        superseded.append(old)
+                conn.execute(
+                    "INSERT INTO intents (id, deployment_id, kind, status, priority, created_at, body)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        intent.id,
+                        intent.deployment_id,
+                        intent.kind,
+                        intent.status,
+                        intent.priority,
+                        _stamp(intent.created_at),
+                        intent.model_dump_json(),
+                    ),
+                )
+        except sqlite3.IntegrityError as exc:
+            if "intents.deployment_id" in str(exc):
+                holder = self.open_intent_for(intent.deployment_id)
+                what = f"{holder.kind} by {holder.actor}" if holder else "another action"
+                raise IntentInProgress(
+                    f"{what} on this deployment is still being applied; nothing was changed by yours"
+                ) from exc
+            raise
+        return intent, superseded
+
+    def complete_intent(self, intent: Intent, deployment: Deployment, audit: AuditRecord) -> Deployment:
+        """Save the deployment (compare-and-set on revision), append the audit line and save the intent, all
+        in one transaction: a crash leaves either none or all of them. Raises StaleDeployment."""
+        stored = _in_utc(deployment).model_copy(update={"revision": deployment.revision + 1})
+        row = _deployment_row(stored) | {"expected_revision": deployment.revision}
+        try:
+            with self._transaction() as conn:
+                if conn.execute(_UPDATE_DEPLOYMENT_IF_REVISION, row).rowcount == 0:
+                    current = conn.execute(
+                        "SELECT revision FROM deployments WHERE id = ?", (deployment.id,)
+                    ).fetchone()
+                    raise _stale(deployment, None if current is None else int(current["revision"]))
+                self._insert_audit(conn, audit)
+                self._write_intent(conn, _in_utc(intent))
+        except sqlite3.IntegrityError as exc:
+            raise self._explain_conflict(exc, stored) from exc
+        return stored
+
+    def save_intent(self, intent: Intent) -> Intent:
+        intent = _in_utc(intent)
+        with self._transaction() as conn:
+            self._write_intent(conn, intent)
+        return intent
+
+    def get_intent(self, intent_id: str) -> Intent | None:
+        rows = self._query("SELECT body FROM intents WHERE id = ?", (intent_id,))
+        return _in_utc(Intent.model_validate_json(rows[0]["body"])) if rows else None
+
+    def open_intent_for(self, deployment_id: str) -> Intent | None:
+        rows = self._query(
+            "SELECT body FROM intents WHERE deployment_id = ? AND status = 'open'", (deployment_id,)
+        )
+        return _in_utc(Intent.model_validate_json(rows[0]["body"])) if rows else None
+
+    def open_intents(self) -> list[Intent]:
+        """Rollbacks first, then oldest first."""
+        rows = self._query("SELECT body FROM intents WHERE status = 'open' ORDER BY priority, created_at")
+        return [_in_utc(Intent.model_validate_json(row["body"])) for row in rows]
+
+    def intents_for(self, deployment_id: str) -> list[Intent]:
+        """Oldest first."""
+        rows = self._query(
+            "SELECT body FROM intents WHERE deployment_id = ? ORDER BY created_at, rowid", (deployment_id,)
+        )
+        return [_in_utc(Intent.model_validate_json(row["body"])) for row in rows]
+
+    @staticmethod
+    def _write_intent(conn: sqlite3.Connection, intent: Intent) -> None:
+        conn.execute(
+            "UPDATE intents SET status = ?, body = ? WHERE id = ?",
+            (intent.status, intent.model_dump_json(), intent.id),
+        )
+
+    # ------------------------------------------------------------ leases
+    def acquire_lease(self, name: str, owner: str, now: datetime, ttl_seconds: float) -> int | None:
+        """Hold `name` until now + ttl. Returns the fencing token, or None while someone else holds it.
+
+        The token grows whenever the lease changes hands (or is taken again after lapsing), never when its
+        holder renews it.
+        """
+        now = _require_aware(now, "acquire_lease(now)")
+        expires = _stamp(now + timedelta(seconds=ttl_seconds))
+        with self._transaction() as conn:
+            row = conn.execute("SELECT owner, expires_at, token FROM leases WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO leases (name, owner, expires_at, token) VALUES (?, ?, ?, 1)",
+                    (name, owner, expires),
+                )
+                return 1
+            held = row["expires_at"] > _stamp(now)
+            if held and row["owner"] != owner:
+                return None
+            token = int(row["token"]) if held and row["owner"] == owner else int(row["token"]) + 1
+            conn.execute(
+                "UPDATE leases SET owner = ?, expires_at = ?, token = ? WHERE name = ?",
+                (owner, expires, token, name),
+            )
+            return token
+
+    def release_lease(self, name: str, owner: str) -> None:
+        """Let the lease lapse now, if `owner` still holds it (the token stays, so it keeps growing)."""
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE leases SET expires_at = ? WHERE name = ? AND owner = ?",
+                (_stamp(datetime(1970, 1, 1, tzinfo=UTC)), name, owner),
+            )
+
+    def holds_lease(self, name: str, owner: str, token: int, now: datetime) -> bool:
+        rows = self._query("SELECT owner, expires_at, token FROM leases WHERE name = ?", (name,))
+        if not rows:
+            return False
+        row = rows[0]
+        return bool(row["owner"] == owner and int(row["token"]) == token and row["expires_at"] > _stamp(now))
+
+    # ------------------------------------------------------------ outbox
+    def enqueue(self, message: OutboxMessage) -> bool:
+        """Add a message unless its key is already there. True when added."""
+        message = _in_utc(message)
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO outbox (key, lane, status, next_attempt_at, created_at, body)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    message.key,
+                    message.lane,
+                    message.status,
+                    _stamp(message.next_attempt_at),
+                    _stamp(message.created_at),
+                    message.model_dump_json(),
+                ),
+            )
+            return cursor.rowcount == 1
+
+    def outbox_heads(self, now: datetime, limit: int = 50) -> list[OutboxMessage]:
+        """The first pending message of every lane whose next attempt is due, oldest lane first."""
+        rows = self._query(
+            "SELECT id, body FROM outbox o WHERE status = 'pending' AND next_attempt_at <= ?"
+            " AND id = (SELECT MIN(id) FROM outbox WHERE lane = o.lane AND status = 'pending')"
+            " ORDER BY id LIMIT ?",
+            (_stamp(_require_aware(now, "outbox_heads(now)")), limit),
+        )
+        return [_load_outbox(row) for row in rows]
+
+    def outbox_message(self, key: str) -> OutboxMessage | None:
+        rows = self._query("SELECT id, body FROM outbox WHERE key = ?", (key,))
+        return _load_outbox(rows[0]) if rows else None
+
+    def outbox_pending(self) -> int:
+        return int(self._query("SELECT COUNT(*) AS n FROM outbox WHERE status = 'pending'")[0]["n"])
+
+    def save_outbox(self, message: OutboxMessage) -> OutboxMessage:
+        if message.id is None:
+            raise ValueError("save_outbox needs a message read from the store (it has no id)")
+        message = _in_utc(message)
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE outbox SET status = ?, next_attempt_at = ?, body = ? WHERE id = ?",
+                (
+                    message.status,
+                    _stamp(message.next_attempt_at),
+                    message.model_dump_json(exclude={"id"}),
+                    message.id,
+                ),
+            )
+        return message
+
+    # ------------------------------------------------------------ user groups
+    def save_group_members(self, group_id: str, members: Sequence[str], now: datetime) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO group_members (group_id, members, seen_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (group_id) DO UPDATE SET members = excluded.members, seen_at = excluded.seen_at",
+                (group_id, json.dumps(sorted(members)), _stamp(_require_aware(now, "save_group_members"))),
+            )
+
+    def group_members(self, group_id: str) -> tuple[frozenset[str], datetime] | None:
+        rows = self._query("SELECT members, seen_at FROM group_members WHERE group_id = ?", (group_id,))
+        if not rows:
+            return None
+        return frozenset(json.loads(rows[0]["members"])), datetime.fromisoformat(rows[0]["seen_at"])
 
     # ------------------------------------------------------------ plumbing
     @contextmanager
@@ -374,6 +584,11 @@ def _watch_column(deployment: Deployment) -> str | None:
 
 def _load_deployment(body: str) -> Deployment:
     return _in_utc(Deployment.model_validate_json(body))
+
+
+def _load_outbox(row: sqlite3.Row) -> OutboxMessage:
+    message = OutboxMessage.model_validate_json(row["body"])
+    return _in_utc(message.model_copy(update={"id": int(row["id"])}))
 
 
 def _load_audit(row: sqlite3.Row) -> AuditRecord:

@@ -149,6 +149,16 @@ def state_noted_blocks(
             text = f"{BREACH} *{d.key}: alias changed outside canary-bot — {outcome}*\n{reason}"
             people = f"{mention(approvers)}: " if approvers else ""
             note = f"{people}find who changed it (CloudTrail UpdateAlias), then resume or roll back"
+        case "stuck":
+            text = f"{BREACH} *{d.key}: a traffic change is not going through*\n{reason}"
+            people = f"{mention(approvers)}: " if approvers else ""
+            note = f"{people}check AWS (throttling, permissions, an outage); no need to click again"
+        case "metrics":
+            text = f"{WARN} *{d.key}: metrics are failing*\n{reason}"
+            note = "periods without figures are no data, never a pass; the soak cannot pass on them"
+        case _:
+            text = f"{WARN} {d.key}: {reason}"
+            note = ""
     return render([section(text), context(when(event.at, now), note)])
 
 
