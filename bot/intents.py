@@ -82,12 +82,16 @@ class Intent(BaseModel):
         return self.is_open and (self.next_attempt_at is None or self.next_attempt_at <= now)
 
     def is_ours_to_write(self, alias: AliasState) -> bool:
-        """The alias is as the bot left it: no one else changed it, so this intent may write over it."""
-        if not any(r.matches(alias) for r in self.accept_from):
-            return False
-        # Routing matches; a different RevisionId with the same routing means someone rewrote it identically
-        # (or we did, in a write whose answer was lost): the routing is what matters for safety.
-        return True
+        """The alias is as the bot left it, so this intent may write over it.
+
+        As the deployment left it: the same routing, and the same RevisionId when one is known (a rewrite by
+        someone else bumps it even if the routing looks the same). As a superseded intent of ours may have
+        left it: that routing.
+        """
+        own, *superseded = self.accept_from
+        if own.matches(alias):
+            return self.expected_revision_id is None or alias.revision_id == self.expected_revision_id
+        return any(r.matches(alias) for r in superseded)
 
 
 def same_weights(a: Mapping[str, float], b: Mapping[str, float]) -> bool:

@@ -220,9 +220,12 @@ class StorePort(Protocol):
         ...
 
     # intents: one open per deployment
-    def open_intent(self, intent: Intent, *, supersede: bool = False) -> tuple[Intent, list[Intent]]:
+    def open_intent(
+        self, intent: Intent, *, supersede: bool = False, deployment_revision: int | None = None
+    ) -> tuple[Intent, list[Intent]]:
         """Insert an open intent (superseding the deployment's open one when asked); returns it and the
-        superseded ones. Raises IntentInProgress when one is open and supersede is False."""
+        superseded ones. Raises IntentInProgress when one is open and supersede is False, StaleDeployment
+        when deployment_revision is given and no longer the stored one."""
         ...
 
     def complete_intent(self, intent: Intent, deployment: Deployment, audit: AuditRecord) -> Deployment:

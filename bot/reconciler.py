@@ -24,9 +24,9 @@ from typing import Literal
 
 from bot import canary
 from bot.actors import BOT
-from bot.canary import Transition
+from bot.canary import IllegalTransition, Transition
 from bot.config import FunctionPolicy, Policy
-from bot.events import AnyEvent, Started, StateNoted, TrafficChanged
+from bot.events import AnyEvent, MessageRef, Started, StateNoted, TrafficChanged
 from bot.intents import Intent, IntentKind, Routing, backoff
 from bot.model import AliasState, AuditPhase, AuditRecord, Deployment, State
 from bot.ports import (
@@ -91,9 +91,14 @@ class Reconciler:
         self._escalate_after = escalate_after
 
     # ------------------------------------------------------------ submitting
-    def submit(self, intent: Intent, *, supersede: bool = False) -> Intent:
-        """Make the intent durable (the audit's "intent" line with it). Raises IntentInProgress."""
-        stored, superseded = self._store.open_intent(intent, supersede=supersede)
+    def submit(
+        self, intent: Intent, *, supersede: bool = False, deployment_revision: int | None = None
+    ) -> Intent:
+        """Make the intent durable (the audit's "intent" line with it). Raises IntentInProgress, and
+        StaleDeployment when deployment_revision is given and the deployment has moved on."""
+        stored, superseded = self._store.open_intent(
+            intent, supersede=supersede, deployment_revision=deployment_revision
+        )
         if superseded:
             # Writing over what a superseded intent may already have written is ours to do too.
             extra = tuple(old.target for old in superseded)
@@ -185,17 +190,30 @@ class Reconciler:
         if not self._store.holds_lease(name, self.owner, token, self._clock.now()):
             # We were presumed dead and another replica took over; it will find the alias at the target.
             return DriveResult(intent, "busy", d, error="lease lost")
-        d = self._record(intent, d, before, after)
+        recorded = self._record(intent, d, before, after)
         done = self._store.get_intent(intent.id) or intent
-        self._follow_up(done, d)
-        return DriveResult(done, "done", d, before, after)
+        if recorded is None:
+            return DriveResult(done, "closed", d, before, after)
+        self._follow_up(done, recorded)
+        return DriveResult(done, "done", recorded, before, after)
 
     # ------------------------------------------------------------ outcomes
-    def _record(self, intent: Intent, d: Deployment, before: AliasState, after: AliasState) -> Deployment:
-        """Deployment transition, audit "done" and intent done: one store transaction."""
+    def _record(
+        self, intent: Intent, d: Deployment, before: AliasState, after: AliasState
+    ) -> Deployment | None:
+        """Deployment transition, audit "done" and intent done: one store transaction. None when the intent
+        was superseded meanwhile (a rollback took over: it writes over what this one left)."""
         for _ in range(5):
+            fresh = self._store.get_intent(intent.id)
+            if fresh is None or not fresh.is_open:
+                return None
             current = self._store.get(d.id) or d
-            t = self._transition(intent, current, after)
+            try:
+                t = self._transition(intent, current, after)
+            except IllegalTransition as exc:
+                log.error("%s of %s landed but cannot be recorded: %s", intent.kind, d.id, exc)
+                self._store.save_intent(fresh.model_copy(update={"status": "cancelled", "last_error": str(exc)}))
+                return None
             audit = t.audit.model_copy(
                 update={
                     "phase": "done",
@@ -324,8 +342,20 @@ class Reconciler:
             self._create_alarms(d, policy)
         elif intent.kind in ("promote", "rollback"):
             self._delete_alarms(d)
-        self._notify(self._announcement(intent, d))
+        ref = self._notify(self._announcement(intent, d))
+        if intent.kind == "start" and isinstance(ref, MessageRef) and not d.thread_ts:
+            self._save_thread(d, ref)
         self._store.save_intent(intent.model_copy(update={"detail": {**intent.detail, "followed_up": True}}))
+
+    def _save_thread(self, d: Deployment, ref: MessageRef) -> None:
+        """The parent message's ts: every later message about the deployment goes in its thread."""
+        for _ in range(5):
+            current = self._store.get(d.id) or d
+            try:
+                self._store.save(current.model_copy(update={"channel": ref.channel, "thread_ts": ref.ts}))
+                return
+            except StaleDeployment:
+                continue
 
     def _announcement(self, intent: Intent, d: Deployment) -> AnyEvent:
         before = _alias(d, intent.alias_before)

@@ -7,7 +7,6 @@ alarm intake all come through here.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import uuid
@@ -27,16 +26,17 @@ from bot.events import (
     MessageRef,
     Notifier,
     NullNotifier,
-    Started,
     StateNoted,
-    TrafficChanged,
 )
+from bot.intents import Intent, IntentKind, Routing
 from bot.model import AliasState, AuditRecord, Deployment, State
 from bot.ports import (
     AlarmsPort,
     AliasDrift,
+    AwsFailure,
     CanaryError,
     Clock,
+    IntentInProgress,
     LiveDeploymentExists,
     NotFound,
     PublishedVersion,
@@ -45,6 +45,7 @@ from bot.ports import (
     TrafficPort,
     VersionNotFound,
 )
+from bot.reconciler import DriveResult, Reconciler, new_intent_id, rollback_intent
 from bot.units import format_duration, format_percent
 from bot.verbs import StartArgs
 
@@ -72,6 +73,10 @@ class AlarmsFiring(Refused):
     def __init__(self, message: str, alarms: list[str]) -> None:
         super().__init__(message)
         self.alarms = alarms
+
+
+class ActionPending(AwsFailure):
+    """The change is recorded and being retried: AWS has not taken it yet (or another worker is on it)."""
 
 
 class NotInPolicy(CanaryError):
@@ -142,6 +147,7 @@ class CanaryService:
         alarm_topic_arn: str | None = None,
         new_id: Callable[[datetime], str] = default_id,
         plan_ttl: timedelta = PLAN_TTL,
+        reconciler: Reconciler | None = None,
     ) -> None:
         self.traffic = traffic
         self.store = store
@@ -153,6 +159,16 @@ class CanaryService:
         self.alarm_topic_arn = alarm_topic_arn
         self._new_id = new_id
         self._plan_ttl = plan_ttl
+        # The one guarded alias writer: every traffic change below is an intent it drives to done.
+        self.reconciler = reconciler or Reconciler(
+            traffic=traffic,
+            store=store,
+            clock=clock,
+            policy=policy,
+            notify=self._notify,
+            alarms=alarms,
+            alarm_topic_arn=alarm_topic_arn,
+        )
 
     # ------------------------------------------------------------ lookups
     def policy_for(self, function: str) -> FunctionPolicy:
@@ -257,43 +273,15 @@ class CanaryService:
     ) -> ActionResult:
         """Start the planned canary: route its first weight to the canary version."""
         d = self._planned(deployment_id, actor, "start", expected_revision)
-        policy = self.policy_for(d.function)
+        self.policy_for(d.function)  # still listed
         now = self.clock.now()
         if now - d.created_at > self._plan_ttl:
             self._transition(canary.cancel(d, now=now, actor=BOT.label, reason="preview expired"))
             raise Refused("this preview expired; run start again to see the alias as it is now")
         stable, weights = canary.expected_routing(d.model_copy(update={"state": State.CANARY}))
-        d, before, after = self._change_traffic(
-            d,
-            actor,
-            "start",
-            version=stable,
-            weights=weights,
-            finish=lambda dep, alias: canary.start(
-                dep, now=self.clock.now(), actor=actor.label, alias_revision=alias.revision_id
-            ),
-            on_drift=lambda dep, reason: canary.cancel(
-                dep, now=self.clock.now(), actor=BOT.label, reason=reason
-            ),
-        )
-        self._create_alarms(d, policy)
-        ref = self._notify(
-            Started(
-                deployment=d,
-                at=self.clock.now(),
-                actor=actor.label,
-                actor_mention=actor.mention,
-                alias_before=before,
-                alias_after=after,
-            )
-        )
-        if ref is not None:
-            d = self._save_thread(d, ref)
-        return ActionResult(
-            deployment=d,
-            alias=after,
-            message=f"canary started: {d.key} now {after.describe()}",
-        )
+        result = self._apply(d, actor, "start", Routing(version=stable, weights=weights))
+        d, after = self._landed(result)
+        return ActionResult(deployment=d, alias=after, message=f"canary started: {d.key} now {after.describe()}")
 
     def cancel(
         self, deployment_id: str, actor: Actor, *, expected_revision: int | None = None
@@ -321,31 +309,9 @@ class CanaryService:
             deployment_id=deployment_id,
             revision=expected_revision,
         )
-        policy = self.policy_for(d.function)
-        d, before, after = self._change_traffic(
-            d,
-            actor,
-            "promote",
-            version=d.canary_version,
-            weights={},
-            finish=lambda dep, a: self._promoted(dep, a, actor, policy),
-        )
-        self._delete_alarms(d)
-        return self._traffic_changed(
-            d, actor, "promoted", before, after, figures=self.store.figures_for(d.id)
-        )
-
-    def _promoted(self, d: Deployment, alias: AliasState, actor: Actor, policy: FunctionPolicy) -> Transition:
-        """The promotion, with the watch that follows it (policy `watch_after_promote`; 0 = none)."""
-        now = self.clock.now()
-        watch = policy.watch_after_promote
-        return canary.promote(
-            d,
-            now=now,
-            actor=actor.label,
-            alias_revision=alias.revision_id,
-            watch_until=now + watch if watch > timedelta(0) else None,
-        )
+        result = self._apply(d, actor, "promote", Routing(version=d.canary_version, weights={}))
+        d, after = self._landed(result)
+        return self._answer(d, "promoted", after)
 
     def rollback(
         self,
@@ -369,37 +335,57 @@ class CanaryService:
                 deployment=d, message=f"plan for {d.key} cancelled; the alias was not touched"
             )
         if d.state is not State.ROLLING_BACK:
-            # Saving ROLLING_BACK first is the lock: a concurrent click fails on the store's revision check.
-            d = self._transition(
-                canary.begin_rollback(d, now=self.clock.now(), actor=actor.label, reason=reason)
-            )
-        before = self.traffic.get_alias(d.function, d.alias)
-        if before.version == d.stable_version and not before.weights:
-            after = before  # already reverted (by an earlier attempt that died, or by hand): just record it
-        else:
+            # ROLLING_BACK first: the soak stops acting on it, and status shows what is happening.
             try:
-                self._check_routing(d, before)
-            except AliasDrift as exc:
-                # Stays ROLLING_BACK (live, visible in status): someone must look before we write anything.
-                self._audit(d, actor, "rollback", "failed", before=before, reason=str(exc))
-                self._notify(self._noted(d, actor, "drift", str(exc)))
-                raise
-            after = self._write_routing(d, actor, "rollback", before, version=d.stable_version, weights={})
-        t = canary.finish_rollback(
-            d, now=self.clock.now(), actor=actor.label, alias_revision=after.revision_id
-        )
-        d = self._transition(t, before=before, after=after)
-        self._delete_alarms(d)
-        return self._traffic_changed(
-            d,
-            actor,
-            "rolled_back",
-            before,
-            after,
-            reason=reason,
-            detected_at=detected_at,
-            figures=self.store.figures_for(d.id),
-        )
+                d = self._transition(
+                    canary.begin_rollback(d, now=self.clock.now(), actor=actor.label, reason=reason)
+                )
+            except StaleDeployment:
+                d = self.get(d.id)  # a verdict or another rollback saved it meanwhile: roll back what is there
+                if d.state is not State.ROLLING_BACK and not canary.can(d, "begin_rollback"):
+                    raise AlreadyActed(self._who_acted(d)) from None
+                if d.state is not State.ROLLING_BACK:
+                    d = self._transition(
+                        canary.begin_rollback(d, now=self.clock.now(), actor=actor.label, reason=reason)
+                    )
+        result = self.request_rollback(d, actor, reason=reason, detected_at=detected_at, wait_for_lease=5.0)
+        assert result is not None
+        d, after = self._landed(result)
+        return self._answer(d, "rolled_back", after)
+
+    def request_rollback(
+        self,
+        d: Deployment,
+        actor: Actor,
+        *,
+        reason: str,
+        detected_at: datetime | None = None,
+        wait_for_lease: float = 5.0,
+        drive: bool = True,
+    ) -> DriveResult | None:
+        """Make the rollback of `d` durable (superseding any other open intent), then drive it once.
+
+        One rollback per deployment: when one is already open, it is the one driven (a second alarm, a second
+        click or a second replica adds nothing). Returns None when `drive` is False.
+        """
+        existing = self.store.open_intent_for(d.id)
+        if existing is not None and existing.kind == "rollback":
+            intent = existing
+        else:
+            intent = self.reconciler.submit(
+                rollback_intent(
+                    d,
+                    actor=actor.label,
+                    actor_mention=actor.mention,
+                    reason=reason,
+                    now=self.clock.now(),
+                    detected_at=detected_at,
+                ),
+                supersede=True,
+            )
+        if not drive:
+            return None
+        return self.reconciler.drive(intent.id, wait_for_lease=wait_for_lease)
 
     # ------------------------------------------------------------ mid-flight controls
     def set_weight(
@@ -414,32 +400,28 @@ class CanaryService:
         d = self._actionable(function, alias, actor, "weight", "set_weight", revision=expected_revision)
         if math.isclose(weight, d.weight):
             raise Refused(f"{d.key} already routes {_pct(weight)} to v{d.canary_version}")
-        d, before, after = self._change_traffic(
+        result = self._apply(
             d,
             actor,
-            "set_weight",
-            version=d.stable_version,
-            weights={d.canary_version: weight},
-            finish=lambda dep, a: canary.set_weight(
-                dep, weight=weight, now=self.clock.now(), actor=actor.label, alias_revision=a.revision_id
-            ),
+            "weight",
+            Routing(version=d.stable_version, weights={d.canary_version: weight}),
+            detail={"weight": weight},
         )
-        return self._traffic_changed(d, actor, "weight", before, after)
+        d, after = self._landed(result)
+        return self._answer(d, "weight", after)
 
     def next_step(self, d: Deployment, *, reason: str) -> ActionResult:
         """Automatic: the step soaked clean, go to the next weight of the schedule."""
         new_weight = d.steps[d.step_index + 1]
-        d, before, after = self._change_traffic(
+        result = self._apply(
             d,
             BOT,
             "next_step",
-            version=d.stable_version,
-            weights={d.canary_version: new_weight},
-            finish=lambda dep, a: canary.next_step(
-                dep, now=self.clock.now(), actor=BOT.label, alias_revision=a.revision_id
-            ),
+            Routing(version=d.stable_version, weights={d.canary_version: new_weight}),
+            reason=reason,
         )
-        return self._traffic_changed(d, BOT, "next_step", before, after, reason=reason)
+        d, after = self._landed(result)
+        return self._answer(d, "next_step", after)
 
     def hold(self, function: str, alias: str | None, actor: Actor, *, reason: str | None) -> ActionResult:
         d = self._actionable(function, alias, actor, "hold", "hold")
@@ -703,93 +685,75 @@ class CanaryService:
                 "the canary is held until someone resolves it."
             )
 
-    def _change_traffic(
+    # ------------------------------------------------------------ traffic: through the reconciler
+    def _apply(
         self,
         d: Deployment,
         actor: Actor,
-        action: str,
+        kind: IntentKind,
+        target: Routing,
         *,
-        version: str,
-        weights: Mapping[str, float],
-        finish: Callable[[Deployment, AliasState], Transition],
-        on_drift: Callable[[Deployment, str], Transition] | None = None,
-    ) -> tuple[Deployment, AliasState, AliasState]:
-        """Lock the deployment's revision, check for drift, write the alias, then record the transition."""
-        if not self.store.claim(f"act:{d.id}:{d.revision}", self.clock.now()):
-            raise AlreadyActed(self._in_progress_or_done(d))
-        before = self.traffic.get_alias(d.function, d.alias)
-        if before.version == version and _same_weights(before.weights, weights):
-            # Already as wanted: an earlier attempt's write landed though its answer was lost (timeout).
-            return self._transition(finish(d, before), before=before, after=before), before, before
-        try:
-            self._check_routing(d, before)
-        except AliasDrift as exc:
-            self._on_drift(d, actor, action, before, str(exc), on_drift)
-            raise
-        after = self._write_routing(
-            d, actor, action, before, version=version, weights=weights, on_drift=on_drift
-        )
-        return self._transition(finish(d, after), before=before, after=after), before, after
-
-    def _write_routing(
-        self,
-        d: Deployment,
-        actor: Actor,
-        action: str,
-        before: AliasState,
-        *,
-        version: str,
-        weights: Mapping[str, float],
-        on_drift: Callable[[Deployment, str], Transition] | None = None,
-    ) -> AliasState:
-        self._audit(
-            d, actor, action, "intent", before=before, detail={"version": version, "weights": dict(weights)}
+        reason: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> DriveResult:
+        """Write the intent (durable, one open per deployment, only if `d` is still current), drive it once."""
+        version, weights = canary.expected_routing(d)
+        intent = Intent(
+            id=new_intent_id(d.id, kind),
+            deployment_id=d.id,
+            kind=kind,
+            target=target,
+            accept_from=(Routing(version=version, weights=weights),),
+            expected_revision_id=d.alias_revision,
+            actor=actor.label,
+            actor_mention=actor.mention,
+            reason=reason,
+            detail=detail or {},
+            created_at=self.clock.now(),
         )
         try:
-            after = self.traffic.update_routing(
-                d.function, d.alias, version=version, weights=weights, revision_id=before.revision_id
-            )
-        except AliasDrift as exc:
-            self._audit(d, actor, action, "failed", before=before, reason=str(exc))
-            self._on_drift(d, actor, action, before, str(exc), on_drift)
-            raise
-        except CanaryError as exc:
-            self._audit(d, actor, action, "failed", before=before, reason=str(exc))
-            self._release(d)
-            raise
-        return after
-
-    def _on_drift(
-        self,
-        d: Deployment,
-        actor: Actor,
-        action: str,
-        alias: AliasState,
-        reason: str,
-        on_drift: Callable[[Deployment, str], Transition] | None,
-    ) -> None:
-        """Stop acting on a drifted alias: hold the canary (or cancel the plan) and tell people."""
-        current = self.store.get(d.id) or d
-        now = self.clock.now()
-        if on_drift is not None:
-            t = on_drift(current, "alias changed outside canary-bot")
-        elif canary.can(current, "hold"):
-            t = canary.hold(current, now=now, actor=BOT.label, reason=f"drift during {action}: {reason}")
-        else:
-            self._release(current)
-            return
-        try:
-            held = self._transition(t, before=alias)
+            self.reconciler.submit(intent, deployment_revision=d.revision)
+        except IntentInProgress as exc:
+            pending = self.store.open_intent_for(d.id)
+            if pending is None or pending.kind != kind or not pending.target.matches(target):
+                raise AlreadyActed(str(exc)) from exc
+            # The same change, still being retried: asking again means "try now", not a second change.
+            result = self.reconciler.drive(pending.id)
+            if result.status == "busy":
+                raise AlreadyActed(str(exc)) from exc
+            return result
         except StaleDeployment:
-            return
-        self._notify(self._noted(held, actor, "drift", reason))
+            raise AlreadyActed(self._who_acted(d)) from None
+        return self.reconciler.drive(intent.id, wait_for_lease=2.0)
 
-    def _release(self, d: Deployment) -> None:
-        """After a failed write, bump the revision so the claimed action lock does not block a retry."""
-        current = self.store.get(d.id)
-        if current is not None and current.revision == d.revision:
-            with contextlib.suppress(StaleDeployment):
-                self.store.save(current.model_copy(update={"updated_at": self.clock.now()}))
+    def _landed(self, result: DriveResult) -> tuple[Deployment, AliasState]:
+        """The deployment and alias after a drive that landed; the caller's error otherwise."""
+        if result.status == "done" and result.deployment is not None and result.alias_after is not None:
+            return result.deployment, result.alias_after
+        kind = result.intent.kind.replace("_", " ")
+        if result.status == "drift":
+            raise AliasDrift(result.error or "the alias changed outside canary-bot")
+        if result.status == "pending":
+            retry = result.intent.next_attempt_at
+            when = f" (next attempt {retry:%H:%M:%S} UTC)" if retry else ""
+            raise ActionPending(
+                f"AWS did not take the {kind} yet: {result.error}. canary-bot keeps trying{when} and tells "
+                "the approvers if it keeps failing; no need to click again."
+            )
+        if result.status == "busy":
+            raise ActionPending(
+                f"the {kind} is recorded and another worker is applying it; it completes within seconds"
+            )
+        current = self.get(result.intent.deployment_id)
+        raise AlreadyActed(self._who_acted(current))
+
+    def _answer(self, d: Deployment, action: TrafficAction, after: AliasState) -> ActionResult:
+        said = {"promoted": "promoted", "rolled_back": "rolled back", "weight": "weight changed"}
+        return ActionResult(
+            deployment=d,
+            alias=after,
+            message=f"{said.get(action, 'next step')}: {d.key} now {after.describe()}",
+        )
 
     def _transition(
         self, t: Transition, *, before: AliasState | None = None, after: AliasState | None = None
@@ -831,43 +795,6 @@ class CanaryService:
             )
         )
 
-    def _save_thread(self, d: Deployment, ref: MessageRef) -> Deployment:
-        try:
-            return self.store.save(d.model_copy(update={"channel": ref.channel, "thread_ts": ref.ts}))
-        except StaleDeployment:
-            fresh = self.get(d.id)
-            return self.store.save(fresh.model_copy(update={"channel": ref.channel, "thread_ts": ref.ts}))
-
-    def _traffic_changed(
-        self,
-        d: Deployment,
-        actor: Actor,
-        action: TrafficAction,
-        before: AliasState,
-        after: AliasState,
-        **details: Any,
-    ) -> ActionResult:
-        """Tell people the alias changed, and answer the caller with the alias as it is now."""
-        self._notify(
-            TrafficChanged(
-                deployment=d,
-                at=self.clock.now(),
-                actor=actor.label,
-                actor_mention=actor.mention,
-                action=action,
-                alias_before=before,
-                alias_after=after,
-                automatic=actor.source == "bot",
-                **details,
-            )
-        )
-        said = {"promoted": "promoted", "rolled_back": "rolled back", "weight": "weight changed"}
-        return ActionResult(
-            deployment=d,
-            alias=after,
-            message=f"{said.get(action, 'next step')}: {d.key} now {after.describe()}",
-        )
-
     def _noted(self, d: Deployment, actor: Actor, what: str, reason: str | None) -> StateNoted:
         return StateNoted(
             deployment=d,
@@ -890,34 +817,6 @@ class CanaryService:
             log.exception("notifier failed for %s", event.kind)
             return None
 
-    def _create_alarms(self, d: Deployment, policy: FunctionPolicy) -> None:
-        """Per-canary alarms and dashboard. Best effort: the canary is live either way, and the soak judge
-        watches the same thresholds, so a CloudWatch hiccup here is logged and announced, not fatal."""
-        if self.alarms is None:
-            return
-        try:
-            self.alarms.create_canary_alarms(
-                d,
-                topic_arn=self.alarm_topic_arn,
-                thresholds=policy.thresholds,
-                period_seconds=int(policy.period.total_seconds()),
-                evaluation_periods=policy.evaluation_periods,
-            )
-            self.alarms.put_dashboard(d, thresholds=policy.thresholds, log_group=policy.log_group)
-        except Exception as exc:
-            log.exception("could not create alarms or dashboard for %s", d.id)
-            self._notify(self._noted(d, BOT, "warning", f"CloudWatch alarms could not be created: {exc}"))
-
-    def _delete_alarms(self, d: Deployment) -> None:
-        """The canary's alarms end with it; its dashboard stays for the post-deployment review."""
-        if self.alarms is None:
-            return
-        try:
-            self.alarms.delete_canary_alarms(d)
-        except Exception:
-            log.exception("could not delete alarms for %s", d.id)
-
-
 def _same_weights(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
     return a.keys() == b.keys() and all(math.isclose(a[k], b[k], abs_tol=1e-6) for k in a)
 
@@ -933,6 +832,7 @@ _dur = format_duration
 
 
 __all__ = [
+    "ActionPending",
     "ActionResult",
     "AlarmsFiring",
     "AlreadyActed",

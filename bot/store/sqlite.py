@@ -227,16 +227,28 @@ class SqliteStore:
         return [_in_utc(PeriodFigures.model_validate_json(row["body"])) for row in rows]
 
     # ------------------------------------------------------------ intents
-    def open_intent(self, intent: Intent, *, supersede: bool = False) -> tuple[Intent, list[Intent]]:
+    def open_intent(
+        self, intent: Intent, *, supersede: bool = False, deployment_revision: int | None = None
+    ) -> tuple[Intent, list[Intent]]:
         """Insert an open intent; with `supersede`, first mark the deployment's open one superseded.
 
         Returns the stored intent and the intents it superseded. Raises IntentInProgress when another intent
-        of the deployment is open and `supersede` is False (the database's partial unique index decides).
+        of the deployment is open and `supersede` is False (the database's partial unique index decides), and
+        StaleDeployment when `deployment_revision` is given and the deployment has moved on since.
         """
         intent = _in_utc(intent)
         superseded: list[Intent] = []
         try:
             with self._transaction() as conn:
+                if deployment_revision is not None:
+                    row = conn.execute(
+                        "SELECT revision FROM deployments WHERE id = ?", (intent.deployment_id,)
+                    ).fetchone()
+                    if row is None or int(row["revision"]) != deployment_revision:
+                        raise StaleDeployment(
+                            f"deployment {intent.deployment_id} changed since it was read "
+                            f"(revision {None if row is None else row['revision']}, ours {deployment_revision})"
+                        )
                 if supersede:
                     for row in conn.execute(
                         "SELECT body FROM intents WHERE deployment_id = ? AND status = 'open' AND id != ?",
