@@ -1,25 +1,31 @@
 """What the bot does with a CloudWatch alarm notification, from either intake (SQS or SNS HTTPS).
 
-ALARM on a live canary → roll back at once through the service (no human in the loop), then alert with the
-alarm's fields and the measured time from notification to alias reverted. ALARM with no live canary → alert
-only. OK → an informative note. Every notification is handled once (deduplicated on MessageId).
+ALARM on a live canary → a durable rollback intent at once (no human in the loop), driven right away, then one
+alert per canary with the alarm's fields and the measured time from notification to alias reverted. ALARM with
+no live canary → alert only (a quiet note in the thread of a canary rolled back within the hour). OK → an
+informative note. Redelivered messages act and tell nothing twice (the intent and the message keys decide).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
 from bot.actors import BOT
 from bot.alarm_event import AlarmNotification, SnsEnvelope, parse_alarm
 from bot.events import AlarmAlert
-from bot.model import ROUTED_STATES, Deployment
-from bot.ports import CanaryError
+from bot import canary
+from bot.model import ROUTED_STATES, Deployment, State
+from bot.ports import StaleDeployment
+from bot.reconciler import DriveResult
 from bot.service import CanaryService
 
 log = logging.getLogger(__name__)
+
+# A second alarm this long after its canary was rolled back is told quietly in the canary's thread.
+RECENT = timedelta(hours=1)
 
 
 class AlarmOutcome(BaseModel):
@@ -28,7 +34,7 @@ class AlarmOutcome(BaseModel):
     message_id: str
     alarm_name: str | None = None
     state: str | None = None
-    action: str  # "rolled_back", "rollback_failed", "alerted", "noted", "duplicate", "ignored"
+    action: str  # "rolled_back", "rollback_pending", "rollback_stopped", "alerted", "noted", "ignored"
     deployment_id: str | None = None
     seconds_to_revert: float | None = None
     error: str | None = None
@@ -40,25 +46,25 @@ class AlarmResponder:
         self.default_channel = default_channel
 
     def handle(self, envelope: SnsEnvelope, *, received_at: datetime | None = None) -> AlarmOutcome:
-        """Raises BadNotification for a message that is not a CloudWatch alarm (the intake: poison)."""
+        """Raises BadNotification for a message that is not a CloudWatch alarm (the intake: poison).
+
+        Returns once what the alarm calls for is durable (the rollback intent is in the store), so the intake
+        may acknowledge the message; an exception means it was not, and the message must come back. Nothing is
+        claimed before that point: a crash anywhere leaves the message to be delivered again, and the second
+        delivery finds the intent (or the finished rollback) instead of doing anything twice.
+        """
         if envelope.Type != "Notification":
             return AlarmOutcome(message_id=envelope.MessageId, action="ignored")
         alarm = parse_alarm(envelope)
         received_at = received_at or self.service.clock.now()
-        key = f"sns:{envelope.MessageId}"
-        if not self.service.store.claim(key, received_at):
-            return AlarmOutcome(message_id=envelope.MessageId, alarm_name=alarm.AlarmName, action="duplicate")
-        try:
-            return self._respond(envelope.MessageId, alarm, received_at)
-        except Exception:
-            # Let the intake retry the same message: the claim must not swallow it.
-            self.service.store.release(key)
-            raise
+        return self._respond(envelope.MessageId, alarm, received_at)
 
     def _respond(self, message_id: str, alarm: AlarmNotification, received_at: datetime) -> AlarmOutcome:
         deployment = self._canary_for(alarm)
         policy = self.service.policy.for_function(alarm.function_name) if alarm.function_name else None
-        channel = (deployment.channel if deployment else None) or (policy.channel if policy else None)
+        recent = None if deployment is not None else self._recently_ended(alarm)
+        about = deployment or recent
+        channel = (about.channel if about else None) or (policy.channel if policy else None)
         base = {
             "at": received_at,
             "alarm_name": alarm.AlarmName,
@@ -69,47 +75,82 @@ class AlarmResponder:
             "approvers": policy.approvers if policy else (),
         }
         outcome = {"message_id": message_id, "alarm_name": alarm.AlarmName, "state": alarm.NewStateValue}
+        # A redelivered message (or the same alarm again) tells nothing twice.
+        once = f"alarm:{about.id}:{alarm.AlarmName}:{alarm.NewStateValue}" if about else f"alarm:{message_id}"
         if not alarm.is_alarm:
-            self._publish(AlarmAlert(deployment=deployment, **base))
-            return AlarmOutcome(
-                action="noted", deployment_id=deployment.id if deployment else None, **outcome
-            )
+            self._publish(AlarmAlert(deployment=about, key=once, **base))
+            return AlarmOutcome(action="noted", deployment_id=about.id if about else None, **outcome)
         if deployment is None:
-            self._publish(AlarmAlert(deployment=None, **base))
-            return AlarmOutcome(action="alerted", **outcome)
-        reason = f"alarm {alarm.AlarmName}: {alarm.NewStateReason}".strip()
-        try:
-            result = self.service.rollback(
-                deployment.function,
-                deployment.alias,
-                BOT,
-                reason=reason[:500],
-                deployment_id=deployment.id,
-                detected_at=received_at,
+            # A canary this alarm already rolled back (a second alarm, a redelivery): a quiet note in its thread.
+            self._publish(AlarmAlert(deployment=recent, follow_up=recent is not None, key=once, **base))
+            return AlarmOutcome(action="alerted", deployment_id=recent.id if recent else None, **outcome)
+        reason = f"alarm {alarm.AlarmName}: {alarm.NewStateReason}".strip()[:500]
+        result = self._roll_back(deployment, reason, received_at)
+        story = f"alarm-rollback:{deployment.id}"  # one alert per canary, however many alarms fire
+        if result is not None and result.status == "done":
+            reverted_at = self.service.clock.now()
+            self.service.store.claim(f"msg:{once}", reverted_at)  # the story tells this alarm
+            self._publish(
+                AlarmAlert(
+                    deployment=result.deployment,
+                    rolled_back=True,
+                    received_at=received_at,
+                    reverted_at=reverted_at,
+                    key=story,
+                    **base,
+                )
             )
-        except CanaryError as exc:
-            log.error("automatic rollback of %s on alarm %s failed: %s", deployment.id, alarm.AlarmName, exc)
-            failed = {**base, "reason": f"{alarm.NewStateReason} — automatic rollback FAILED: {exc}"}
-            self._publish(AlarmAlert(deployment=deployment, **failed))
             return AlarmOutcome(
-                action="rollback_failed", deployment_id=deployment.id, error=str(exc), **outcome
+                action="rolled_back",
+                deployment_id=deployment.id,
+                seconds_to_revert=(reverted_at - received_at).total_seconds(),
+                **outcome,
             )
-        reverted_at = self.service.clock.now()
-        self._publish(
-            AlarmAlert(
-                deployment=result.deployment,
-                rolled_back=True,
-                received_at=received_at,
-                reverted_at=reverted_at,
-                **base,
-            )
+        error = (result.error if result is not None else None) or "another worker is applying it"
+        stopped = result is not None and result.status == "drift"
+        if stopped:
+            note = f"{alarm.NewStateReason} — automatic rollback stopped: {error}"
+        else:
+            note = f"{alarm.NewStateReason} — automatic rollback under way ({error}); canary-bot keeps trying"
+        log.warning("alarm rollback of %s not finished: %s", deployment.id, error)
+        self._publish(AlarmAlert(deployment=deployment, key=story, **{**base, "reason": note}))
+        action = "rollback_stopped" if stopped else "rollback_pending"
+        return AlarmOutcome(action=action, deployment_id=deployment.id, error=error, **outcome)
+
+    def _roll_back(self, d: Deployment, reason: str, received_at: datetime) -> DriveResult | None:
+        """Durable first (ROLLING_BACK + the rollback intent), then one attempt; None if the attempt was
+        left to the worker already on it. Raises only when nothing durable could be written."""
+        service = self.service
+        for _ in range(5):
+            current = service.store.get(d.id) or d
+            if not current.is_live:
+                return None
+            if current.state is State.ROLLING_BACK or not canary.can(current, "begin_rollback"):
+                break
+            try:
+                service.store.save(
+                    canary.begin_rollback(current, now=received_at, actor=BOT.label, reason=reason).deployment
+                )
+                break
+            except StaleDeployment:
+                continue
+        current = service.store.get(d.id) or d
+        return service.request_rollback(
+            current, BOT, reason=reason, detected_at=received_at, wait_for_lease=5.0
         )
-        return AlarmOutcome(
-            action="rolled_back",
-            deployment_id=deployment.id,
-            seconds_to_revert=(reverted_at - received_at).total_seconds(),
-            **outcome,
-        )
+
+    def _recently_ended(self, alarm: AlarmNotification) -> Deployment | None:
+        """The canary of this function:alias that ended (rolled back) in the last hour, if any."""
+        function = alarm.function_name
+        if not function or self.service.policy.for_function(function) is None:
+            return None
+        alias = alarm.alias or self.service.alias_for(function, None)
+        latest = self.service.store.history(function, alias, 1)
+        if not latest or latest[0].state is not State.ROLLED_BACK or latest[0].ended_at is None:
+            return None
+        if self.service.clock.now() - latest[0].ended_at > RECENT:
+            return None
+        return latest[0]
 
     def _canary_for(self, alarm: AlarmNotification) -> Deployment | None:
         """The live canary this alarm is about: same function (and alias, when the alarm names one).

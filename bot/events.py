@@ -119,6 +119,8 @@ class AlarmAlert(BaseModel):
     reverted_at: datetime | None = None
     channel: str | None = None
     approvers: tuple[str, ...] = ()
+    # Another alarm about a canary already rolled back: told in its thread, no broadcast, no mentions.
+    follow_up: bool = False
     key: str | None = None  # see Event.key
 
 

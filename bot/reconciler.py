@@ -102,7 +102,9 @@ class Reconciler:
         if superseded:
             # Writing over what a superseded intent may already have written is ours to do too.
             extra = tuple(old.target for old in superseded)
-            stored = self._store.save_intent(stored.model_copy(update={"accept_from": stored.accept_from + extra}))
+            stored = self._store.save_intent(
+                stored.model_copy(update={"accept_from": stored.accept_from + extra})
+            )
         d = self._store.get(intent.deployment_id)
         self._store.append_audit(
             AuditRecord(
@@ -150,7 +152,9 @@ class Reconciler:
     def _acquire(self, name: str, wait: float) -> int | None:
         deadline = time.monotonic() + wait
         while True:
-            token = self._store.acquire_lease(name, self.owner, self._clock.now(), self._lease_ttl.total_seconds())
+            token = self._store.acquire_lease(
+                name, self.owner, self._clock.now(), self._lease_ttl.total_seconds()
+            )
             if token is not None or time.monotonic() >= deadline:
                 return token
             time.sleep(LEASE_WAIT_POLL_SECONDS)
@@ -212,7 +216,9 @@ class Reconciler:
                 t = self._transition(intent, current, after)
             except IllegalTransition as exc:
                 log.error("%s of %s landed but cannot be recorded: %s", intent.kind, d.id, exc)
-                self._store.save_intent(fresh.model_copy(update={"status": "cancelled", "last_error": str(exc)}))
+                self._store.save_intent(
+                    fresh.model_copy(update={"status": "cancelled", "last_error": str(exc)})
+                )
                 return None
             audit = t.audit.model_copy(
                 update={
@@ -298,7 +304,9 @@ class Reconciler:
             f"{_describe(d, expected)}. Nothing was changed; the canary is held until someone resolves it."
         )
         closed = self._store.save_intent(
-            intent.model_copy(update={"status": "drift", "last_error": reason, "alias_before": alias.routing()})
+            intent.model_copy(
+                update={"status": "drift", "last_error": reason, "alias_before": alias.routing()}
+            )
         )
         self._audit(d, intent, "failed", reason, alias=alias)
         self.hold_for_drift(d, reason, alias=alias)
@@ -371,7 +379,9 @@ class Reconciler:
                 alias_after=after,
                 key=f"intent:{intent.id}",
             )
-        action = {"promote": "promoted", "rollback": "rolled_back", "weight": "weight"}.get(intent.kind, "next_step")
+        action = {"promote": "promoted", "rollback": "rolled_back", "weight": "weight"}.get(
+            intent.kind, "next_step"
+        )
         detected = intent.detail.get("detected_at")
         return TrafficChanged(
             deployment=d,
@@ -431,14 +441,26 @@ class Reconciler:
                 if any(i.kind == "rollback" and i.status == "drift" for i in self._store.intents_for(d.id)):
                     continue  # stopped on drift on purpose: a person must look
                 with contextlib.suppress(CanaryError):
-                    self.submit(rollback_intent(d, actor=BOT.label, reason=d.reason or "rollback", now=self._clock.now()))
+                    self.submit(
+                        rollback_intent(
+                            d, actor=BOT.label, reason=d.reason or "rollback", now=self._clock.now()
+                        )
+                    )
 
     def _recently_ended(self) -> list[Deployment]:
         ids = {i.deployment_id for i in self._store.open_intents()}
         return [d for d in (self._store.get(i) for i in ids) if d is not None and not d.is_live]
 
     # ------------------------------------------------------------ helpers
-    def _audit(self, d: Deployment, intent: Intent, phase: AuditPhase, reason: str, *, alias: AliasState | None = None) -> None:
+    def _audit(
+        self,
+        d: Deployment,
+        intent: Intent,
+        phase: AuditPhase,
+        reason: str,
+        *,
+        alias: AliasState | None = None,
+    ) -> None:
         self._store.append_audit(
             AuditRecord(
                 deployment_id=d.id,
@@ -467,7 +489,9 @@ def rollback_intent(
     detected_at: datetime | None = None,
 ) -> Intent:
     """Back to 100% stable, from what the deployment routes (or, for a plan, from what its start wanted)."""
-    routed = d.model_copy(update={"state": State.CANARY}) if d.state in (State.PLANNED, State.ROLLING_BACK) else d
+    routed = (
+        d.model_copy(update={"state": State.CANARY}) if d.state in (State.PLANNED, State.ROLLING_BACK) else d
+    )
     version, weights = canary.expected_routing(routed)
     detail: dict[str, object] = {}
     if detected_at is not None:

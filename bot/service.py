@@ -281,7 +281,9 @@ class CanaryService:
         stable, weights = canary.expected_routing(d.model_copy(update={"state": State.CANARY}))
         result = self._apply(d, actor, "start", Routing(version=stable, weights=weights))
         d, after = self._landed(result)
-        return ActionResult(deployment=d, alias=after, message=f"canary started: {d.key} now {after.describe()}")
+        return ActionResult(
+            deployment=d, alias=after, message=f"canary started: {d.key} now {after.describe()}"
+        )
 
     def cancel(
         self, deployment_id: str, actor: Actor, *, expected_revision: int | None = None
@@ -341,7 +343,9 @@ class CanaryService:
                     canary.begin_rollback(d, now=self.clock.now(), actor=actor.label, reason=reason)
                 )
             except StaleDeployment:
-                d = self.get(d.id)  # a verdict or another rollback saved it meanwhile: roll back what is there
+                d = self.get(
+                    d.id
+                )  # a verdict or another rollback saved it meanwhile: roll back what is there
                 if d.state is not State.ROLLING_BACK and not canary.can(d, "begin_rollback"):
                     raise AlreadyActed(self._who_acted(d)) from None
                 if d.state is not State.ROLLING_BACK:
@@ -715,8 +719,13 @@ class CanaryService:
             self.reconciler.submit(intent, deployment_revision=d.revision)
         except IntentInProgress as exc:
             pending = self.store.open_intent_for(d.id)
-            if pending is None or pending.kind != kind or not pending.target.matches(target):
-                raise AlreadyActed(str(exc)) from exc
+            if pending is None:  # the change that won has finished meanwhile: say what it did
+                raise AlreadyActed(self._who_acted(d)) from exc
+            if pending.kind != kind or not pending.target.matches(target):
+                raise AlreadyActed(
+                    f"{pending.kind.replace('_', ' ')} by {pending.actor} is being applied; "
+                    "nothing was changed by yours"
+                ) from exc
             # The same change, still being retried: asking again means "try now", not a second change.
             result = self.reconciler.drive(pending.id)
             if result.status == "busy":
@@ -810,12 +819,16 @@ class CanaryService:
         return self._notify(event)
 
     def _notify(self, event: AnyEvent) -> MessageRef | None:
-        """Tell people. A Slack outage never blocks or undoes a traffic change: failures are only logged."""
+        """Tell people. A Slack outage never blocks or undoes a traffic change: failures are only logged.
+        An event with a key is told once (a redelivered alarm, a completion found again after a crash)."""
+        if event.key is not None and not self.store.claim(f"msg:{event.key}", self.clock.now()):
+            return None
         try:
             return self.notifier.publish(event)
         except Exception:
             log.exception("notifier failed for %s", event.kind)
             return None
+
 
 def _same_weights(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
     return a.keys() == b.keys() and all(math.isclose(a[k], b[k], abs_tol=1e-6) for k in a)

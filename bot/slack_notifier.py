@@ -216,7 +216,7 @@ class SlackNotifier:
         policy = self._policy.for_function(function) if function else None
         blocks = alarm_blocks(event, policy=policy, now=now)
         text = _fallback_text(blocks)
-        alarming = event.state.upper() == "ALARM"
+        alarming = event.state.upper() == "ALARM" and not event.follow_up
         if d is not None and d.channel and d.thread_ts:
             try:
                 response = self._client.chat_postMessage(

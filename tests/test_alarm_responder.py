@@ -11,6 +11,7 @@ from bot.alarm_event import BadNotification, SnsEnvelope, parse_sns_body
 from bot.alarm_responder import AlarmResponder
 from bot.events import AlarmAlert, TrafficChanged
 from bot.model import State
+from bot.ports import AwsFailure
 from bot.sns_http import SnsHttpIntake
 from bot.sns_verify import SnsVerifier
 from tests.support import sns_signing as sns
@@ -58,8 +59,44 @@ def test_the_same_notification_twice_is_handled_once(identity: sns.SigningIdenti
     responder = AlarmResponder(world.service)
     envelope = _envelope(identity)
     assert responder.handle(envelope).action == "rolled_back"
-    assert responder.handle(envelope).action == "duplicate"
+    writes = len(world.traffic.routing_writes)
+    assert responder.handle(envelope).action == "alerted"  # about a canary already rolled back
+    assert len(world.traffic.routing_writes) == writes
     assert len(_alerts(world)) == 1
+
+
+def test_two_alarms_for_one_canary_give_one_rollback_and_one_story(identity: sns.SigningIdentity) -> None:
+    world = make_world()
+    world.start()
+    responder = AlarmResponder(world.service)
+    writes = len(world.traffic.routing_writes)
+    assert responder.handle(_envelope(identity)).action == "rolled_back"
+    second = _envelope(
+        identity, alarm_name="canary-bot/production-lego-api/production/v2/p95", shape="dimensions"
+    )
+    assert responder.handle(second).action == "alerted"
+    assert len(world.traffic.routing_writes) == writes + 1
+    alerts = _alerts(world)
+    assert [a.rolled_back for a in alerts] == [True, False]
+    assert alerts[1].follow_up  # a quiet note in the thread: no broadcast, no mentions
+    assert not any("FAILED" in a.reason for a in alerts)
+
+
+def test_an_alarm_rollback_that_aws_throttles_stays_durable_and_the_reconciler_finishes_it(
+    identity: sns.SigningIdentity,
+) -> None:
+    world = make_world()
+    world.start()
+    world.traffic.fail_next(AwsFailure("ThrottlingException"))
+    outcome = AlarmResponder(world.service).handle(_envelope(identity))
+    assert outcome.action == "rollback_pending"  # acknowledged: the intent is in the store
+    d = world.service.history(FN)[0].deployment
+    assert d.state is State.ROLLING_BACK
+    assert world.alias() == ("1", {"2": 0.05})
+    world.clock.advance(timedelta(minutes=2))
+    world.service.reconciler.run_once()
+    assert world.alias() == ("1", {})
+    assert world.service.history(FN)[0].deployment.state is State.ROLLED_BACK
 
 
 def test_an_alarm_with_no_live_canary_only_alerts(identity: sns.SigningIdentity) -> None:
@@ -90,16 +127,16 @@ def test_an_ok_notification_is_a_note_in_the_thread(identity: sns.SigningIdentit
     assert alert.state == "OK" and alert.deployment is not None
 
 
-def test_a_drifted_alias_is_not_overwritten_and_the_alert_says_the_rollback_failed(
+def test_a_drifted_alias_is_not_overwritten_and_the_alert_says_the_rollback_stopped(
     identity: sns.SigningIdentity,
 ) -> None:
     world = make_world()
     world.start()
     world.traffic.force_change(FN, "production", "1", {"2": 0.5})
     outcome = AlarmResponder(world.service).handle(_envelope(identity))
-    assert outcome.action == "rollback_failed"
+    assert outcome.action == "rollback_stopped"
     assert world.alias() == ("1", {"2": 0.5})
-    assert "FAILED" in _alerts(world)[-1].reason
+    assert "rollback stopped" in _alerts(world)[-1].reason
 
 
 def test_a_message_that_is_not_an_alarm_is_poison(identity: sns.SigningIdentity) -> None:
@@ -114,15 +151,15 @@ def test_a_failure_while_handling_releases_the_message_for_a_retry(identity: sns
     world.start()
     responder = AlarmResponder(world.service)
     envelope = _envelope(identity)
-    original = world.service.rollback
+    original = world.service.request_rollback
 
     def broken(*args: object, **kwargs: object) -> object:
         raise RuntimeError("database went away")
 
-    world.service.rollback = broken  # type: ignore[method-assign]
+    world.service.request_rollback = broken  # type: ignore[method-assign]
     with pytest.raises(RuntimeError):
         responder.handle(envelope)
-    world.service.rollback = original  # type: ignore[method-assign]
+    world.service.request_rollback = original  # type: ignore[method-assign]
     assert responder.handle(envelope).action == "rolled_back"
 
 

@@ -134,5 +134,5 @@ class AlarmQueue:
         try:
             self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
         except (ClientError, BotoCoreError):
-            # It will come back; the handler's MessageId dedupe makes the second delivery harmless.
+            # It will come back; the second delivery finds the intent or the finished rollback: harmless.
             log.exception("could not delete SQS message %s", message.get("MessageId"))

@@ -254,7 +254,9 @@ class SqliteStore:
                         "SELECT body FROM intents WHERE deployment_id = ? AND status = 'open' AND id != ?",
                         (intent.deployment_id, intent.id),
                     ).fetchall():
-                        old = Intent.model_validate_json(row["body"]).model_copy(update={"status": "superseded"})
+                        old = Intent.model_validate_json(row["body"]).model_copy(
+                            update={"status": "superseded"}
+                        )
                         self._write_intent(conn, old)
                         superseded.append(old)
                 conn.execute(
@@ -343,7 +345,9 @@ class SqliteStore:
         now = _require_aware(now, "acquire_lease(now)")
         expires = _stamp(now + timedelta(seconds=ttl_seconds))
         with self._transaction() as conn:
-            row = conn.execute("SELECT owner, expires_at, token FROM leases WHERE name = ?", (name,)).fetchone()
+            row = conn.execute(
+                "SELECT owner, expires_at, token FROM leases WHERE name = ?", (name,)
+            ).fetchone()
             if row is None:
                 conn.execute(
                     "INSERT INTO leases (name, owner, expires_at, token) VALUES (?, ?, ?, 1)",

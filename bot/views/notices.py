@@ -179,7 +179,7 @@ def alarm_blocks(event: AlarmAlert, *, policy: FunctionPolicy | None, now: datet
         )
     mark = ALARM_MARK if state == "ALARM" else WARN
     approvers = event.approvers or (policy.approvers if policy else ())
-    people = f" · {mention(approvers)}" if approvers and state == "ALARM" else ""
+    people = f" · {mention(approvers)}" if approvers and state == "ALARM" and not event.follow_up else ""
     return render(
         [
             section(f"*{mark} Canary Deployment Alert*"),
