@@ -13,10 +13,10 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
+from bot import canary
 from bot.actors import BOT
 from bot.alarm_event import AlarmNotification, SnsEnvelope, parse_alarm
 from bot.events import AlarmAlert
-from bot import canary
 from bot.model import ROUTED_STATES, Deployment, State
 from bot.ports import StaleDeployment
 from bot.reconciler import DriveResult

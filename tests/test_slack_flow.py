@@ -173,7 +173,9 @@ def test_ten_concurrent_clicks_give_one_alias_change_and_the_others_are_told(sw:
     refused = [a for a in answers if a.get("replace_original") is False]
     assert len(promoted) == 1 and "Promoted by" in promoted[0]["text"]
     assert len(refused) == 9
-    assert all("promote" in a["text"] or "in progress" in a["text"] for a in refused), [a["text"] for a in refused]
+    assert all("promote" in a["text"] or "in progress" in a["text"] for a in refused), [
+        a["text"] for a in refused
+    ]
 
 
 def test_rollback_with_a_reason_asks_with_a_danger_confirm_then_reverts_and_posts_comms(
