@@ -330,7 +330,18 @@ class Reconciler:
             except StaleDeployment:
                 return None
             self._store.append_audit(t.audit.model_copy(update={"alias_before": alias.routing()}))
-        self._notify(StateNoted(deployment=held, at=now, actor=BOT.label, what="drift", reason=reason))
+        # Told once per drifted routing, however many ticks see it.
+        seen = f"{alias.version}:{sorted(alias.weights.items())}:{alias.revision_id}"
+        self._notify(
+            StateNoted(
+                deployment=held,
+                at=now,
+                actor=BOT.label,
+                what="drift",
+                reason=reason,
+                key=f"drift:{d.id}:{seen}",
+            )
+        )
         return held
 
     # ------------------------------------------------------------ after the alias write

@@ -26,12 +26,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from bot import judge
+from bot import canary, judge
 from bot.actors import BOT
 from bot.config import FunctionPolicy
-from bot.events import SoakReport
+from bot.events import SoakReport, StateNoted
+from bot.intents import Routing
 from bot.judge import Decision, DecisionKind, MetricVerdict, Outcome, PeriodVerdict
-from bot.model import Deployment, PeriodFigures, State, Thresholds, VersionFigures
+from bot.model import AliasState, Deployment, PeriodFigures, State, Thresholds, VersionFigures
 from bot.ports import CanaryError, MetricsPort, WindowRequest
 from bot.service import CanaryService
 
@@ -43,6 +44,9 @@ ChartRenderer = Callable[[Deployment, list[PeriodFigures], Thresholds], bytes | 
 SOAKING_STATES = frozenset({State.CANARY, State.AWAITING_APPROVAL, State.HELD})
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# After this many failed metric fetches in a row, the thread is told the metrics are failing.
+METRICS_FAILING_AFTER = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +85,8 @@ class SoakRunner:
         self.metrics = metrics
         self._chart = chart or default_chart
         self._watch = PromotionWatch(service)
+        # Per deployment: when the current run of failed metric fetches began, and its length (this process).
+        self._metric_failures: dict[str, tuple[datetime, int]] = {}
         # The scheduler's jobs (interval tick, reports, deadlines) may overlap: one at a time per process.
         # Across processes the store's claims and revisions keep actions single.
         self._lock = threading.Lock()
@@ -103,24 +109,85 @@ class SoakRunner:
                 if d.id in policies and (request := self._window(d, policies[d.id], now)) is not None
             ]
             requests += [w.request for w in watches if w.request is not None]
+            live = self._without_drift(live, now)
             figures: dict[str, list[PeriodFigures]] = {}
+            fetch_error: str | None = None
             if requests:
                 try:
                     figures = self.metrics.fetch(requests)
+                    self._metric_failures.clear()
                 except Exception as exc:
-                    # Metrics down: change nothing (no judgement on missing figures); try again next tick.
-                    log.warning("metrics fetch failed; skipping this tick: %s", exc, exc_info=True)
+                    # Metrics down: no new figures, so the periods they would have filled stay "no data" and
+                    # can never pass; the soak is still decided on what is stored (its end is inconclusive,
+                    # never "complete"), and people are told once the failures go on.
+                    log.warning("metrics fetch failed: %s", exc, exc_info=True)
+                    fetch_error = str(exc)
                     self._watch.abandon(watches)
-                    return [
-                        TickOutcome(d.id, None, "metrics unavailable; nothing changed", error=str(exc))
-                        for d in [*live, *(w.deployment for w in watches)]
+                    outcomes += [
+                        TickOutcome(
+                            w.deployment.id, None, "metrics unavailable; watch not judged", error=fetch_error
+                        )
+                        for w in watches
                     ]
+                    watches = []
+                    self._metrics_failing([d for d in live if d.id in policies], fetch_error, now)
             for d in live:
                 if d.id in policies:
-                    outcomes.append(self._judge_and_act(d, policies[d.id], figures.get(d.id, []), now))
+                    outcome = self._judge_and_act(d, policies[d.id], figures.get(d.id, []), now)
+                    if fetch_error is not None and outcome.error is None:
+                        outcome = TickOutcome(
+                            outcome.deployment_id, outcome.kind, outcome.reason, fetch_error
+                        )
+                    outcomes.append(outcome)
             for w in watches:
                 outcomes.append(self._watch.follow(w, figures.get(w.deployment.id, []), now))
             return outcomes
+
+    # ------------------------------------------------------------ the world as it is
+    def _without_drift(self, live: list[Deployment], now: datetime) -> list[Deployment]:
+        """Read the alias of every live canary; one changed behind the bot's back is held (and people told)
+        within this tick, and nothing is ever written over it. Those with a change in flight are skipped:
+        the reconciler owns them."""
+        kept: list[Deployment] = []
+        service = self.service
+        for d in live:
+            if service.store.open_intent_for(d.id) is not None:
+                kept.append(d)
+                continue
+            try:
+                alias = service.traffic.get_alias(d.function, d.alias)
+            except CanaryError as exc:
+                log.warning("could not read the alias of %s: %s", d.id, exc)
+                kept.append(d)
+                continue
+            version, weights = canary.expected_routing(d)
+            if Routing(version=version, weights=weights).matches(alias):
+                kept.append(d)
+                continue
+            reason = (
+                f"{d.key} was changed outside canary-bot: it routes {alias.describe()}, expected "
+                f"{_describe_routing(d, version, weights)}. Nothing was changed; the canary is held until "
+                "someone resolves it."
+            )
+            held = service.reconciler.hold_for_drift(d, reason, alias=alias)
+            kept.append(held or d)
+        return kept
+
+    def _metrics_failing(self, live: Sequence[Deployment], error: str, now: datetime) -> None:
+        for d in live:
+            first, count = self._metric_failures.get(d.id, (now, 0))
+            self._metric_failures[d.id] = (first, count + 1)
+            if count + 1 == METRICS_FAILING_AFTER:
+                self.service.notify(
+                    StateNoted(
+                        deployment=d,
+                        at=now,
+                        actor=BOT.label,
+                        what="metrics",
+                        reason=f"{count + 1} metric fetches in a row failed since {first:%H:%M} UTC: {error}",
+                        key=f"metrics-failing:{d.id}:{first.isoformat()}",
+                    )
+                )
 
     def report(self, now: datetime | None = None) -> int:
         """Post the soak reports and watch check-ins that are due (ticks post them too; each goes out once).
@@ -376,6 +443,12 @@ def _judged(d: Deployment, verdicts: Sequence[PeriodVerdict], now: datetime) -> 
         (v for v in verdicts if (d.step_started_at is None or v.start >= d.step_started_at) and v.end <= now),
         key=lambda v: v.start,
     )
+
+
+def _describe_routing(d: Deployment, version: str, weights: dict[str, float]) -> str:
+    return AliasState(
+        function=d.function, alias=d.alias, version=version, weights=weights, revision_id=""
+    ).describe()
 
 
 def _moved_on(before: Deployment, after: Deployment) -> bool:

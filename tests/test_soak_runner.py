@@ -12,7 +12,15 @@ import pytest
 
 from bot.actors import cli_actor
 from bot.config import Policy
-from bot.events import AnyEvent, DecisionNeeded, MessageRef, RecordingNotifier, SoakReport, TrafficChanged
+from bot.events import (
+    AnyEvent,
+    DecisionNeeded,
+    MessageRef,
+    RecordingNotifier,
+    SoakReport,
+    StateNoted,
+    TrafficChanged,
+)
 from bot.fakes.metrics import FakeMetrics
 from bot.judge import DecisionKind, Outcome
 from bot.model import Deployment, PeriodFigures, State, Thresholds
@@ -82,9 +90,10 @@ def test_one_canarys_failure_does_not_stop_the_others() -> None:
 
     outcomes = {o.deployment_id: o for o in sw.sim.minute()}
 
-    assert outcomes[drifted].kind is DecisionKind.NEXT_STEP
-    assert outcomes[drifted].error is not None and "changed outside canary-bot" in outcomes[drifted].error
+    # The tick reads the alias first: the drifted canary is held before anything is decided or written.
+    assert outcomes[drifted].kind is DecisionKind.CONTINUE
     assert sw.deployment(drifted).state is State.HELD
+    assert sw.world.alias() == ("1", {"2": 0.1})
     assert outcomes[healthy].error is None
     assert sw.deployment(healthy).weight == 0.25
 
@@ -131,7 +140,7 @@ def test_nothing_live_means_no_metrics_call() -> None:
 
 
 # ---------------------------------------------------------------- failures
-def test_metrics_failure_skips_the_tick_and_changes_nothing() -> None:
+def test_a_metrics_failure_adds_no_figures_and_changes_nothing() -> None:
     sw, did = soaking()
     sw.sim.behave("2", error_rate=0.05)
     sw.sim.run(9)
@@ -141,7 +150,8 @@ def test_metrics_failure_skips_the_tick_and_changes_nothing() -> None:
 
     [outcome] = sw.sim.minute()  # 14:10: the second failing period is over, but no figures
 
-    assert outcome.kind is None and outcome.error is not None and "Throttling" in outcome.error
+    assert outcome.kind is DecisionKind.CONTINUE  # judged on the stored figures: nothing new to act on
+    assert outcome.error is not None and "Throttling" in outcome.error
     assert sw.deployment(did) == before
     assert len(sw.world.notifier.events) == said
 
@@ -426,3 +436,36 @@ def test_reports_carry_a_real_png_chart_by_default() -> None:
 
     [report] = sw.sim.events(SoakReport)
     assert report.chart_png is not None and report.chart_png.startswith(b"\x89PNG")
+
+
+# ---------------------------------------------------------------- honest under failures
+def test_metrics_failing_on_every_tick_are_told_once_and_the_soak_ends_inconclusive_not_complete() -> None:
+    sw, did = soaking(soak="30m")
+    sw.metrics.fail_always(AwsFailure("CloudWatch GetMetricData failed: HTTP 500"))
+
+    sw.sim.run(40)
+
+    notes = [e for e in sw.world.notifier.events if isinstance(e, StateNoted) and e.what == "metrics"]
+    assert len(notes) == 1 and "HTTP 500" in (notes[0].reason or "")
+    d = sw.deployment(did)
+    assert d.state is State.HELD  # inconclusive: never promoted, never "soak complete"
+    decisions = [e for e in sw.world.notifier.events if isinstance(e, DecisionNeeded)]
+    assert [e.why for e in decisions] == ["inconclusive"]
+    assert "too little evidence" in decisions[0].reason
+    assert sw.world.alias() == ("1", {"2": 0.05})
+
+
+def test_an_alias_changed_behind_the_bots_back_is_held_within_one_tick_and_told_once() -> None:
+    sw, did = soaking()
+    sw.sim.run(3)
+    sw.world.traffic.force_change(FN, ALIAS, "1", {"2": 0.5})
+    writes = len(sw.world.traffic.routing_writes)
+
+    sw.sim.run(1)
+    assert sw.deployment(did).state is State.HELD
+    sw.sim.run(5)
+
+    drift = [e for e in sw.world.notifier.events if isinstance(e, StateNoted) and e.what == "drift"]
+    assert len(drift) == 1 and "50% v2" in (drift[0].reason or "")
+    assert len(sw.world.traffic.routing_writes) == writes  # never written over
+    assert sw.world.alias() == ("1", {"2": 0.5})

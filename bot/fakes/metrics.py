@@ -42,6 +42,7 @@ class FakeMetrics:
         self._samples: dict[tuple[str, str, str], list[_Sample]] = defaultdict(list)
         self._cache_unavailable: set[str] = set()
         self._failure: Exception | None = None
+        self._outage: Exception | None = None
         self.calls = 0
         self.requests: list[list[WindowRequest]] = []
 
@@ -98,6 +99,10 @@ class FakeMetrics:
         """The next fetch raises `error` (e.g. bot.ports.AwsFailure)."""
         self._failure = error
 
+    def fail_always(self, error: Exception | None) -> None:
+        """Every fetch raises `error` until called with None (an outage, not a blip)."""
+        self._outage = error
+
     # -------------------------------------------------------------- MetricsPort
     def fetch(self, requests: Sequence[WindowRequest]) -> dict[str, list[PeriodFigures]]:
         self.calls += 1
@@ -105,6 +110,8 @@ class FakeMetrics:
         if self._failure is not None:
             error, self._failure = self._failure, None
             raise error
+        if self._outage is not None:
+            raise self._outage
         ids = [r.deployment_id for r in requests]
         if len(set(ids)) != len(ids):
             raise ValueError(f"each deployment may be requested once per round: {sorted(ids)}")

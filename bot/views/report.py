@@ -204,5 +204,5 @@ def _time_left(d: Deployment, now: datetime) -> str:
         return ""
     left = d.soak_ends_at - now
     if left <= timedelta(0):
-        return "soak complete"
+        return "soak time is up: the decision follows"
     return f"{span(left, coarse=True)} left · soak ends {clock(d.soak_ends_at)}"
