@@ -126,11 +126,14 @@ class Reconciler:
         return stored
 
     # ------------------------------------------------------------ the loop
-    def run_once(self) -> list[DriveResult]:
-        """One pass: repair rollbacks without an intent, drive every due intent, finish follow-ups."""
+    def run_once(self, *, all_open: bool = False) -> list[DriveResult]:
+        """One pass: repair rollbacks without an intent, drive every due intent (every open one with
+        `all_open`, as at start-up: a backoff set by a dead process means nothing), finish follow-ups."""
         self._repair_rollbacks()
         now = self._clock.now()
-        results = [self.drive(intent.id) for intent in self._store.open_intents() if intent.due(now)]
+        results = [
+            self.drive(intent.id) for intent in self._store.open_intents() if all_open or intent.due(now)
+        ]
         for d in self._store.list_live() + self._recently_ended():
             self._follow_up_all(d.id)
         return results

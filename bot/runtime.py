@@ -103,11 +103,15 @@ def build_runtime(
         authorizer=Authorizer(SlackGroupDirectory(slack, clock)),
         alarms=alarms,
         alarm_topic_arn=settings.alarm_topic_arn,
+        lease_ttl=settings.lease_ttl,
+        escalate_after=settings.escalate_after,
     )
     from bot.charts import soak_chart_png
 
     soak = SoakRunner(service, aws.metrics, chart=soak_chart_png)
-    scheduler = SoakScheduler(soak, tick_every=tick_every or settings.tick_every)
+    scheduler = SoakScheduler(
+        soak, tick_every=tick_every or settings.tick_every, reconcile_every=settings.reconcile_every
+    )
     responder = AlarmResponder(service, default_channel=settings.alert_channel)
     report_poison = poison_reporter(service, settings.alert_channel)
     sns_intake = SnsHttpIntake(SnsVerifier(settings.allowed_topics()), responder, on_poison=report_poison)

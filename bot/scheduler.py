@@ -4,6 +4,8 @@
   still watched, bot.watch), then re-sync the deadline jobs.
 - "canary-reports" (every `report_check_every`, a little after the tick so it sees the figures the tick
   stored): post the soak reports that fell due.
+- "canary-reconcile" (every `reconcile_every`, and at once on start-up): drive every open traffic intent
+  (bot.reconciler) — a rollback throttled by AWS or left by a crash is finished here.
 - "deadline:<deployment id>" (one date job per live canary): a tick at its soak end or approval deadline, so
   the decision does not wait for the next interval tick.
 
@@ -31,6 +33,7 @@ from bot.soak import SoakRunner
 log = logging.getLogger(__name__)
 
 TICK_JOB = "canary-tick"
+RECONCILE_JOB = "canary-reconcile"
 REPORT_JOB = "canary-reports"
 DEADLINE_PREFIX = "deadline:"
 # Run the report check this long after each tick, so a report shows the period the tick just fetched.
@@ -55,6 +58,7 @@ class SoakScheduler:
         report_check_every: timedelta = timedelta(minutes=1),
         scheduler: BaseScheduler | None = None,
         report_delay: timedelta = REPORT_DELAY,
+        reconcile_every: timedelta = timedelta(seconds=5),
     ) -> None:
         if tick_every <= timedelta(0) or report_check_every <= timedelta(0):
             raise ValueError("tick_every and report_check_every must be positive")
@@ -63,6 +67,8 @@ class SoakScheduler:
         self._tick_every = tick_every
         self._report_every = report_check_every
         self._report_delay = report_delay
+        self._reconcile_every = reconcile_every
+        self._reconciled_once = False
         self._stopping = threading.Event()
         # Held while a job body runs, so shutdown can wait for it without holding APScheduler's locks.
         self._busy = threading.Lock()
@@ -87,6 +93,14 @@ class SoakScheduler:
             next_run_time=wall_now + self._report_delay,
             **self._interval_defaults(self._report_every),
         )
+        self.scheduler.add_job(
+            self.run_reconcile,
+            IntervalTrigger(seconds=_seconds(self._reconcile_every), timezone=UTC),
+            id=RECONCILE_JOB,
+            name="drive open traffic intents",
+            next_run_time=wall_now,
+            **self._interval_defaults(self._reconcile_every),
+        )
         self.sync_jobs()
         self.scheduler.start(paused=paused)
 
@@ -109,6 +123,12 @@ class SoakScheduler:
         """The interval job (and every deadline job): tick, then re-derive the deadline jobs."""
         self._run("soak tick", self.runner.tick)
         self._run("re-syncing deadline jobs", self.sync_jobs)
+
+    def run_reconcile(self) -> None:
+        """Drive the open intents; the first run after start-up drives all of them, whatever their backoff."""
+        first = not self._reconciled_once
+        self._reconciled_once = True
+        self._run("reconciling intents", lambda: self.runner.service.reconciler.run_once(all_open=first))
 
     def run_reports(self) -> None:
         self._run("soak reports", self.runner.report)
@@ -166,4 +186,4 @@ def _seconds(delta: timedelta) -> int:
     return max(1, round(delta.total_seconds()))
 
 
-__all__ = ["DEADLINE_PREFIX", "REPORT_JOB", "TICK_JOB", "SoakScheduler", "deadline_of"]
+__all__ = ["DEADLINE_PREFIX", "RECONCILE_JOB", "REPORT_JOB", "TICK_JOB", "SoakScheduler", "deadline_of"]

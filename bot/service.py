@@ -148,6 +148,8 @@ class CanaryService:
         new_id: Callable[[datetime], str] = default_id,
         plan_ttl: timedelta = PLAN_TTL,
         reconciler: Reconciler | None = None,
+        lease_ttl: timedelta = timedelta(seconds=30),
+        escalate_after: int = 3,
     ) -> None:
         self.traffic = traffic
         self.store = store
@@ -168,6 +170,8 @@ class CanaryService:
             notify=self._notify,
             alarms=alarms,
             alarm_topic_arn=alarm_topic_arn,
+            lease_ttl=lease_ttl,
+            escalate_after=escalate_after,
         )
 
     # ------------------------------------------------------------ lookups

@@ -55,6 +55,7 @@ class FakeTraffic:
         self._functions: dict[str, _Function] = {}
         self._aliases: dict[tuple[str, str], AliasState] = {}
         self._fail_next: CanaryError | None = None
+        self._lose_next: CanaryError | None = None
         # Every successful update_routing, in order: what tests assert "was (not) written" against.
         self.routing_writes: list[AliasState] = []
 
@@ -107,6 +108,11 @@ class FakeTraffic:
         with self._lock:
             self._fail_next = error
 
+    def lose_next_answer(self, error: CanaryError) -> None:
+        """The next update_routing lands, then raises `error`: the answer was lost (a timeout, a crash)."""
+        with self._lock:
+            self._lose_next = error
+
     def version_env(self, function: str, version: str) -> dict[str, str]:
         """The environment a published version (or "$LATEST") carries."""
         with self._lock:
@@ -147,6 +153,9 @@ class FakeTraffic:
             )
             self._aliases[(function, alias)] = state
             self.routing_writes.append(state)
+            lost, self._lose_next = self._lose_next, None
+            if lost is not None:
+                raise lost
             return state
 
     def publish_version(
