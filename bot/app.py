@@ -12,6 +12,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from slack_bolt import App
+from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
 from bot.config import Settings
@@ -36,6 +37,19 @@ class InlineExecutor(Executor):
         return future
 
 
+def offline_authorize(token: str) -> Callable[..., AuthorizeResult]:
+    """Bolt's authorize step without a Web API call: a single-workspace app knows its own bot token.
+
+    (Bolt's default asks auth.test on the first request and again after every failure, so a bot restarted
+    while Slack's Web API is down refuses every request — rollback clicks included.)
+    """
+
+    def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
+        return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=token)
+
+    return authorize
+
+
 def create_app(
     settings: Settings,
     service: CanaryService,
@@ -55,7 +69,8 @@ def create_app(
         client=client,
         signing_secret=settings.slack_signing_secret or "",
         request_verification_enabled=True,
-        token_verification_enabled=False,  # auth.test at start-up would make tests and the demo call Slack
+        # No auth.test, at start-up or on a request: a Slack outage must not turn away a rollback click.
+        authorize=offline_authorize(settings.slack_bot_token or client.token or ""),
         process_before_response=True,  # the ack functions answer on the request thread; work is lazy
         listener_executor=executor,
     )

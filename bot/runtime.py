@@ -100,7 +100,7 @@ def build_runtime(
         policy=policy,
         clock=clock,
         notifier=notifier,
-        authorizer=Authorizer(SlackGroupDirectory(slack, clock)),
+        authorizer=Authorizer(SlackGroupDirectory(slack, clock, store=store)),
         alarms=alarms,
         alarm_topic_arn=settings.alarm_topic_arn,
         lease_ttl=settings.lease_ttl,

@@ -101,7 +101,9 @@ def slack_world(policy: Policy | None = None, **policy_overrides: Any) -> Iterat
             "xoxb-test", base_url=slack.base_url, retry=RetryPolicy(sleep=lambda _s: None)
         )
         world = make_world(policy)
-        world.service.authorizer = Authorizer(SlackGroupDirectory(client, world.clock))
+        world.service.authorizer = Authorizer(
+            SlackGroupDirectory(client, world.clock, store=world.service.store)
+        )
         world.service.notifier = SlackNotifier(client, policy, world.clock)
         settings = Settings(SLACK_SIGNING_SECRET=req.SIGNING_SECRET, SLACK_BOT_TOKEN="xoxb-test")
         app = create_app(settings, world.service, client, inline=True)
