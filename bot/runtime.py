@@ -19,6 +19,7 @@ from bot.alarm_responder import AlarmResponder
 from bot.app import create_app
 from bot.config import Policy, Settings, load_policy
 from bot.events import AlarmAlert
+from bot.outbox import BackgroundDrainer, Outbox, OutboxDrainer
 from bot.ports import AlarmsPort, Clock, MetricsPort, StorePort, TrafficPort
 from bot.scheduler import SoakScheduler
 from bot.service import CanaryService
@@ -72,6 +73,8 @@ class Runtime:
     responder: AlarmResponder
     sns_intake: SnsHttpIntake
     alarm_queue: Any | None  # bot.aws.alarm_queue.AlarmQueue
+    outbox: OutboxDrainer
+    outbox_worker: BackgroundDrainer | None = None  # None when inline (tests, the demo): drained at once
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         live = self.store.list_live()
@@ -91,8 +94,11 @@ def build_runtime(
 ) -> Runtime:
     policy = policy or load_policy(settings.policy_file)
     alarms = aws.alarms
+    drainer = OutboxDrainer(store, slack, clock)
+    background = None if inline else BackgroundDrainer(drainer)
+    outbox = Outbox(store, clock, wake=drainer.drain if background is None else background.wake)
     notifier = SlackNotifier(
-        slack, policy, clock, dashboard_url=_dashboard_links(alarms, settings.aws_region)
+        slack, policy, clock, dashboard_url=_dashboard_links(alarms, settings.aws_region), outbox=outbox
     )
     service = CanaryService(
         traffic=aws.traffic,
@@ -134,6 +140,8 @@ def build_runtime(
         responder=responder,
         sns_intake=sns_intake,
         alarm_queue=queue,
+        outbox=drainer,
+        outbox_worker=background,
     )
 
 

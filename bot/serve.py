@@ -69,6 +69,8 @@ def _run(runtime: Any, *, socket_mode: bool, console: Console) -> int:
     from bot.http_server import BackgroundServer, make_wsgi_app, serve
 
     stop = threading.Event()
+    if runtime.outbox_worker is not None:
+        runtime.outbox_worker.start()  # first: messages left by an earlier run go out at once
     runtime.scheduler.start()
     if runtime.alarm_queue is not None:
         threading.Thread(
@@ -96,4 +98,6 @@ def _run(runtime: Any, *, socket_mode: bool, console: Console) -> int:
     finally:
         stop.set()
         runtime.scheduler.shutdown()
+        if runtime.outbox_worker is not None:
+            runtime.outbox_worker.stop()
     return 0

@@ -825,13 +825,18 @@ class CanaryService:
     def _notify(self, event: AnyEvent) -> MessageRef | None:
         """Tell people. A Slack outage never blocks or undoes a traffic change: failures are only logged.
         An event with a key is told once (a redelivered alarm, a completion found again after a crash)."""
-        if event.key is not None and not self.store.claim(f"msg:{event.key}", self.clock.now()):
+        told = f"msg:{event.key}" if event.key is not None else None
+        if told is not None and self.store.is_claimed(told):
             return None
         try:
-            return self.notifier.publish(event)
+            ref = self.notifier.publish(event)
         except Exception:
             log.exception("notifier failed for %s", event.kind)
             return None
+        # Marked after: a crash in between tells it again, and the outbox (same key) delivers it once.
+        if told is not None:
+            self.store.claim(told, self.clock.now())
+        return ref
 
 
 def _same_weights(a: Mapping[str, float], b: Mapping[str, float]) -> bool:

@@ -38,6 +38,7 @@ from bot.events import (
 )
 from bot.judge import PeriodVerdict
 from bot.model import AliasState, Deployment
+from bot.outbox import Outbox, Thread, lane_of, parent_key
 from bot.ports import Clock
 from bot.views import (
     alarm_blocks,
@@ -71,11 +72,15 @@ class SlackNotifier:
         clock: Clock,
         *,
         dashboard_url: DashboardUrl | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self._client = client
         self._policy = policy
         self._clock = clock
         self._dashboard_url = dashboard_url
+        # With an outbox (serve, the demo, the Slack tests) every message is a row delivered by its drainer;
+        # without one, messages are sent at once on the caller's thread.
+        self._outbox = outbox
 
     def publish(self, event: AnyEvent) -> MessageRef | None:
         now = self._clock.now()
@@ -89,12 +94,15 @@ class SlackNotifier:
         alias = _alias_of(event)
         last = _last_verdict(event) if isinstance(event, SoakReport) else None
         try:
-            ref = self._post_about(d, policy, blocks, broadcast=broadcast)
+            ref = self._post_about(d, policy, blocks, broadcast=broadcast, key=event.key)
         finally:
             # The parent is the live truth: bring it up to date even when the reply could not be posted.
             self._refresh_parent(d, now, alias=alias, last=last)
-        if ref is not None and isinstance(event, SoakReport) and event.chart_png:
-            self._upload_chart(ref, event)
+        if isinstance(event, SoakReport) and event.chart_png:
+            if self._outbox is not None:
+                self._queue_chart(event, policy)
+            elif ref is not None:
+                self._upload_chart(ref, event)
         return ref
 
     # ------------------------------------------------------------ rendering
@@ -150,6 +158,20 @@ class SlackNotifier:
         if not channel:
             log.warning("no Slack channel for %s: canary %s not announced", d.function, d.id)
             return None
+        if self._outbox is not None:
+            self._outbox.post(
+                lane=lane_of(d.id, channel),
+                channel=channel,
+                key=parent_key(d.id),
+                thread_for_deployment=d.id,
+                params={
+                    "text": parent_text(d),
+                    "blocks": self._parent(d, now, alias=event.alias_after, last=None),
+                    "unfurl_links": False,
+                    "unfurl_media": False,
+                },
+            )
+            return None
         response = self._client.chat_postMessage(
             channel=channel,
             text=parent_text(d),
@@ -159,30 +181,66 @@ class SlackNotifier:
         )
         return MessageRef(channel=str(response["channel"]), ts=str(response["ts"]))
 
+    def _thread(self, d: Deployment) -> Thread | None:
+        """The deployment's thread: its parent's ts, or (queued, not yet sent) the parent's outbox key."""
+        if d.thread_ts:
+            return Thread(ts=d.thread_ts)
+        if self._outbox is not None and self._outbox.has(parent_key(d.id)):
+            return Thread(key=parent_key(d.id))
+        return None
+
     def _post_about(
-        self, d: Deployment, policy: FunctionPolicy, blocks: Blocks, *, broadcast: bool
+        self,
+        d: Deployment,
+        policy: FunctionPolicy,
+        blocks: Blocks,
+        *,
+        broadcast: bool,
+        key: str | None = None,
     ) -> MessageRef | None:
         """In the deployment's thread; in the channel itself when the thread was never created."""
         channel = d.channel or policy.channel
         if not channel:
             log.warning("no Slack channel for %s: event about %s not delivered", d.function, d.id)
             return None
-        thread: dict[str, Any] = {}
+        if self._outbox is not None:
+            thread = self._thread(d)
+            params: dict[str, Any] = {
+                "text": _fallback_text(blocks),
+                "blocks": blocks,
+                "unfurl_links": False,
+                "unfurl_media": False,
+            }
+            if thread is not None:
+                params["reply_broadcast"] = broadcast
+            self._outbox.post(
+                lane=lane_of(d.id, channel), channel=channel, params=params, key=key, thread=thread
+            )
+            return None
+        in_thread: dict[str, Any] = {}
         if d.thread_ts:
-            thread = {"thread_ts": d.thread_ts, "reply_broadcast": broadcast}
+            in_thread = {"thread_ts": d.thread_ts, "reply_broadcast": broadcast}
         response = self._client.chat_postMessage(
             channel=channel,
             text=_fallback_text(blocks),
             blocks=blocks,
             unfurl_links=False,
             unfurl_media=False,
-            **thread,
+            **in_thread,
         )
         return MessageRef(channel=str(response["channel"]), ts=str(response["ts"]))
 
     def _refresh_parent(
         self, d: Deployment, now: datetime, *, alias: AliasState | None, last: PeriodVerdict | None
     ) -> None:
+        if self._outbox is not None:
+            target = self._thread(d)
+            channel = d.channel or self._function_policy(d.function).channel
+            if target is None or not channel:
+                return
+            params = {"text": parent_text(d), "blocks": self._parent(d, now, alias=alias, last=last)}
+            self._outbox.update(lane=lane_of(d.id, channel), channel=channel, target=target, params=params)
+            return
         if not (d.channel and d.thread_ts):
             return
         try:
@@ -195,6 +253,20 @@ class SlackNotifier:
         except SlackClientError:
             log.exception("could not update the parent message of %s", d.id)
 
+    def _queue_chart(self, event: SoakReport, policy: FunctionPolicy) -> None:
+        d = event.deployment
+        channel = d.channel or policy.channel
+        thread = self._thread(d)
+        if not channel or thread is None or self._outbox is None or event.chart_png is None:
+            return
+        self._outbox.upload(
+            lane=lane_of(d.id, channel),
+            channel=channel,
+            thread=thread,
+            file=event.chart_png,
+            params=_chart_params(event),
+        )
+
     def _upload_chart(self, ref: MessageRef, event: SoakReport) -> None:
         d = event.deployment
         assert event.chart_png is not None
@@ -203,9 +275,7 @@ class SlackNotifier:
                 channel=ref.channel,
                 thread_ts=d.thread_ts or ref.ts,
                 file=event.chart_png,
-                filename=f"soak-{d.id}-{event.number}.png",
-                title=f"Soak {event.number}/{event.total} · {d.key} · canary v{d.canary_version}",
-                alt_txt=f"p95 and error rate of v{d.canary_version} and v{d.stable_version} over the soak",
+                **_chart_params(event),
             )
         except SlackClientError:
             log.exception("could not upload the soak chart of %s", d.id)
@@ -217,6 +287,22 @@ class SlackNotifier:
         blocks = alarm_blocks(event, policy=policy, now=now)
         text = _fallback_text(blocks)
         alarming = event.state.upper() == "ALARM" and not event.follow_up
+        if self._outbox is not None:
+            thread = self._thread(d) if d is not None else None
+            channel = event.channel or (d.channel if d else None) or (policy.channel if policy else None)
+            if not channel:
+                log.warning(
+                    "no Slack channel for alarm %s (function %s): not delivered", event.alarm_name, function
+                )
+                return None
+            params: dict[str, Any] = {"text": text, "blocks": blocks, "unfurl_links": False}
+            if thread is not None:
+                params["reply_broadcast"] = alarming
+            lane = lane_of(d.id if d is not None else None, channel)
+            self._outbox.post(lane=lane, channel=channel, params=params, key=event.key, thread=thread)
+            if d is not None:
+                self._refresh_parent(d, now, alias=None, last=None)
+            return None
         if d is not None and d.channel and d.thread_ts:
             try:
                 response = self._client.chat_postMessage(
@@ -269,6 +355,15 @@ def _verdicts(event: SoakReport) -> list[PeriodVerdict]:
 def _last_verdict(event: SoakReport) -> PeriodVerdict | None:
     verdicts = _verdicts(event)
     return max(verdicts, key=lambda v: v.end) if verdicts else None
+
+
+def _chart_params(event: SoakReport) -> dict[str, Any]:
+    d = event.deployment
+    return {
+        "filename": f"soak-{d.id}-{event.number}.png",
+        "title": f"Soak {event.number}/{event.total} · {d.key} · canary v{d.canary_version}",
+        "alt_txt": f"p95 and error rate of v{d.canary_version} and v{d.stable_version} over the soak",
+    }
 
 
 def _fallback_text(blocks: Blocks) -> str:

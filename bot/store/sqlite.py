@@ -205,6 +205,9 @@ class SqliteStore:
             ).rowcount
         return inserted == 1
 
+    def is_claimed(self, key: str) -> bool:
+        return bool(self._query("SELECT 1 FROM idempotency_keys WHERE key = ?", (key,)))
+
     def release(self, key: str) -> None:
         with self._transaction() as conn:
             conn.execute("DELETE FROM idempotency_keys WHERE key = ?", (key,))

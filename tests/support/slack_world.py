@@ -15,6 +15,7 @@ from slack_bolt.response import BoltResponse
 from bot.actors import Authorizer
 from bot.app import create_app
 from bot.config import Policy, Settings
+from bot.outbox import Outbox, OutboxDrainer
 from bot.slack_client import RetryPolicy, make_web_client
 from bot.slack_groups import SlackGroupDirectory
 from bot.slack_notifier import SlackNotifier
@@ -104,7 +105,10 @@ def slack_world(policy: Policy | None = None, **policy_overrides: Any) -> Iterat
         world.service.authorizer = Authorizer(
             SlackGroupDirectory(client, world.clock, store=world.service.store)
         )
-        world.service.notifier = SlackNotifier(client, policy, world.clock)
+        store = world.service.store
+        drainer = OutboxDrainer(store, client, world.clock)
+        outbox = Outbox(store, world.clock, wake=drainer.drain)  # inline: delivered before dispatch returns
+        world.service.notifier = SlackNotifier(client, policy, world.clock, outbox=outbox)
         settings = Settings(SLACK_SIGNING_SECRET=req.SIGNING_SECRET, SLACK_BOT_TOKEN="xoxb-test")
         app = create_app(settings, world.service, client, inline=True)
         yield SlackWorld(world=world, slack=slack, app=app)

@@ -1,0 +1,317 @@
+"""The outbox: every Slack message the bot sends is a row first, delivered by a drainer, retried across restarts.
+
+- `Outbox.post / update / upload` write rows (nothing is sent on the caller's thread unless the outbox is
+  inline): a traffic change never waits on Slack, and a message Slack refused for an hour still goes out.
+- Rows are delivered in order per lane (one lane per deployment): a reply never overtakes its parent, an edit
+  never overtakes the post it edits. A reply names its parent by key (`thread_of`); the drainer fills in the
+  parent's `ts` once Slack has returned it, and records the parent's ts on the deployment.
+- Each row is sent once: its key is unique (an event told twice is enqueued once) and the `ts` Slack returns
+  is recorded. A crash in the milliseconds between Slack's answer and that record can repeat one message.
+- Transient failures (429, 5xx, network) back off exponentially with jitter, without limit; permanent ones
+  (channel_not_found, invalid_blocks, …) end the row as dead, logged, so the lane moves on.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import random
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from bot.outbox_model import OutboxMessage
+from bot.ports import Clock, StaleDeployment, StorePort
+
+log = logging.getLogger(__name__)
+
+# Slack errors that no retry can fix: the row is given up (and logged), the lane moves on.
+PERMANENT_ERRORS = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "msg_too_long",
+        "no_text",
+        "invalid_auth",
+        "account_inactive",
+        "token_revoked",
+        "missing_scope",
+        "message_not_found",
+        "cant_update_message",
+        "edit_window_closed",
+        "invalid_arguments",
+    }
+)
+RETRY_CAP = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Thread:
+    """Where a reply goes: a known ts, or the key of the outbox post whose ts it will be."""
+
+    ts: str | None = None
+    key: str | None = None
+
+
+def parent_key(deployment_id: str) -> str:
+    return f"parent:{deployment_id}"
+
+
+def lane_of(deployment_id: str | None, channel: str) -> str:
+    return f"deployment:{deployment_id}" if deployment_id else f"channel:{channel}"
+
+
+class Outbox:
+    def __init__(self, store: StorePort, clock: Clock, *, wake: Callable[[], object] | None = None) -> None:
+        self._store = store
+        self._clock = clock
+        self._wake = wake or (lambda: None)
+
+    def post(
+        self,
+        *,
+        lane: str,
+        channel: str,
+        params: dict[str, Any],
+        key: str | None = None,
+        thread: Thread | None = None,
+        thread_for_deployment: str | None = None,
+    ) -> bool:
+        """Queue a chat.postMessage. Returns False when the key was already queued (told once)."""
+        payload = {"channel": channel, **params}
+        if thread is not None and thread.ts:
+            payload["thread_ts"] = thread.ts
+        added = self._enqueue(
+            "post",
+            lane=lane,
+            key=key,
+            params=payload,
+            thread_of=thread.key if thread is not None and not thread.ts else None,
+            thread_for_deployment=thread_for_deployment,
+        )
+        self._wake()
+        return added
+
+    def update(self, *, lane: str, channel: str, target: Thread, params: dict[str, Any]) -> None:
+        """Queue a chat.update of the message `target` names (by ts, or by the key of its outbox post)."""
+        payload = {"channel": channel, **params}
+        if target.ts:
+            payload["ts"] = target.ts
+        self._enqueue("update", lane=lane, params=payload, thread_of=None if target.ts else target.key)
+        self._wake()
+
+    def upload(self, *, lane: str, channel: str, thread: Thread, file: bytes, params: dict[str, Any]) -> None:
+        payload = {"channel": channel, "file_b64": base64.b64encode(file).decode("ascii"), **params}
+        if thread.ts:
+            payload["thread_ts"] = thread.ts
+        self._enqueue("upload", lane=lane, params=payload, thread_of=None if thread.ts else thread.key)
+        self._wake()
+
+    def has(self, key: str) -> bool:
+        return self._store.outbox_message(key) is not None
+
+    def _enqueue(
+        self,
+        method: str,
+        *,
+        lane: str,
+        params: dict[str, Any],
+        key: str | None = None,
+        thread_of: str | None = None,
+        thread_for_deployment: str | None = None,
+    ) -> bool:
+        now = self._clock.now()
+        return self._store.enqueue(
+            OutboxMessage(
+                key=key or f"{method}:{uuid.uuid4().hex}",
+                lane=lane,
+                method=method,
+                params=params,
+                thread_of=thread_of,
+                thread_for_deployment=thread_for_deployment,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+
+
+class OutboxDrainer:
+    """Delivers due rows, lane by lane, in order. Safe to call from several threads (one drains at a time)."""
+
+    def __init__(
+        self, store: StorePort, client: WebClient, clock: Clock, *, rng: random.Random | None = None
+    ):
+        self._store = store
+        self._client = client
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._lock = threading.Lock()
+
+    def drain(self, limit: int = 500) -> int:
+        """Send what is due now; returns how many were delivered."""
+        if not self._lock.acquire(blocking=False):
+            return 0  # another thread is draining; it will pick up what was just queued
+        try:
+            sent = 0
+            for _ in range(limit):
+                heads = self._store.outbox_heads(self._clock.now())
+                if not heads:
+                    break
+                progressed = False
+                for message in heads:
+                    outcome = self._deliver(message)
+                    sent += outcome == "sent"
+                    progressed = progressed or outcome != "waiting"
+                if not progressed:
+                    break
+            return sent
+        finally:
+            self._lock.release()
+
+    def _deliver(self, message: OutboxMessage) -> Literal["sent", "dead", "waiting"]:
+        params = dict(message.params)
+        if message.thread_of is not None:
+            parent = self._store.outbox_message(message.thread_of)
+            if parent is not None and parent.status == "pending":
+                self._retry(message, "waiting for the message it refers to", soon=True)
+                return "waiting"
+            resolved = parent.result_ts if parent is not None and parent.status == "sent" else None
+            if message.method == "update":
+                if resolved is None:
+                    self._give_up(message, "the message to edit was never posted")
+                    return "dead"
+                params["ts"] = resolved
+            elif resolved is not None:
+                params["thread_ts"] = resolved
+        try:
+            channel, ts = self._send(message.method, params)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", ""))
+            status = exc.response.status_code
+            if error in PERMANENT_ERRORS and status < 500:
+                self._give_up(message, error)
+                return "dead"
+            self._retry(message, f"{status} {error}".strip())
+            return "waiting"
+        except (SlackClientError, OSError) as exc:
+            self._retry(message, str(exc) or type(exc).__name__)
+            return "waiting"
+        now = self._clock.now()
+        self._store.save_outbox(
+            message.model_copy(
+                update={
+                    "status": "sent",
+                    "attempts": message.attempts + 1,
+                    "sent_at": now,
+                    "result_channel": channel,
+                    "result_ts": ts,
+                    "last_error": None,
+                }
+            )
+        )
+        if message.thread_for_deployment and channel and ts:
+            self._remember_thread(message.thread_for_deployment, channel, ts)
+        return "sent"
+
+    def _send(self, method: str, params: dict[str, Any]) -> tuple[str | None, str | None]:
+        if method == "post":
+            response = self._client.chat_postMessage(**params)
+            return str(response["channel"]), str(response["ts"])
+        if method == "update":
+            response = self._client.chat_update(**params)
+            return str(response.get("channel") or params["channel"]), str(response.get("ts") or params["ts"])
+        if method == "upload":
+            body = base64.b64decode(params.pop("file_b64"))
+            self._client.files_upload_v2(file=body, **params)
+            return params.get("channel"), None
+        raise ValueError(f"unknown outbox method {method!r}")
+
+    def _retry(self, message: OutboxMessage, error: str, *, soon: bool = False) -> None:
+        attempts = message.attempts + (0 if soon else 1)
+        delay = (
+            timedelta(seconds=1)
+            if soon
+            else timedelta(
+                seconds=self._rng.uniform(1, min(RETRY_CAP.total_seconds(), 2.0 ** min(attempts, 20)))
+            )
+        )
+        if not soon:
+            log.warning("Slack message %s not delivered (attempt %d): %s", message.key, attempts, error)
+        self._store.save_outbox(
+            message.model_copy(
+                update={
+                    "attempts": attempts,
+                    "next_attempt_at": self._clock.now() + delay,
+                    "last_error": error,
+                }
+            )
+        )
+
+    def _give_up(self, message: OutboxMessage, error: str) -> None:
+        log.error("Slack message %s dropped: %s", message.key, error)
+        self._store.save_outbox(
+            message.model_copy(
+                update={"status": "dead", "attempts": message.attempts + 1, "last_error": error}
+            )
+        )
+
+    def _remember_thread(self, deployment_id: str, channel: str, ts: str) -> None:
+        for _ in range(5):
+            d = self._store.get(deployment_id)
+            if d is None or d.thread_ts:
+                return
+            try:
+                self._store.save(d.model_copy(update={"channel": channel, "thread_ts": ts}))
+                return
+            except StaleDeployment:
+                continue
+
+
+class BackgroundDrainer:
+    """Drains on its own thread: woken when a row is queued, and every `every` for retries."""
+
+    def __init__(self, drainer: OutboxDrainer, *, every: timedelta = timedelta(seconds=2)) -> None:
+        self._drainer = drainer
+        self._every = every.total_seconds()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_run: datetime | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="slack-outbox", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self._every)
+            self._wake.clear()
+            self.last_run = datetime.now(UTC)
+            try:
+                self._drainer.drain()
+            except Exception:
+                log.exception("draining the Slack outbox failed; trying again shortly")
+
+
+__all__ = ["BackgroundDrainer", "Outbox", "OutboxDrainer", "Thread", "lane_of", "parent_key"]

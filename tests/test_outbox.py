@@ -1,0 +1,104 @@
+"""The Slack outbox: rows first, delivered in order per lane, retried across restarts, each sent once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from bot.clock import ManualClock
+from bot.outbox import Outbox, OutboxDrainer, Thread, lane_of, parent_key
+from bot.slack_client import RetryPolicy, make_web_client
+from bot.store import open_store
+from bot.store.sqlite import SqliteStore
+from tests.support.fake_slack import FakeSlack
+
+LANE = lane_of("d-1", "#deploys")
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    with FakeSlack(channels={"#deploys": "C0DEPLOYS"}) as fake:
+        yield fake
+
+
+def _parts(slack: FakeSlack, store: SqliteStore, clock: ManualClock) -> tuple[Outbox, OutboxDrainer]:
+    client = make_web_client("xoxb-test", base_url=slack.base_url, retry=RetryPolicy(sleep=lambda _s: None))
+    return Outbox(store, clock), OutboxDrainer(store, client, clock)
+
+
+def test_a_message_slack_refuses_past_its_retries_is_delivered_once_slack_is_back(slack: FakeSlack) -> None:
+    store, clock = open_store("sqlite://:memory:"), ManualClock()
+    outbox, drainer = _parts(slack, store, clock)
+    slack.fail_next("chat.postMessage", status=500, times=50)
+    outbox.post(lane=LANE, channel="#deploys", params={"text": "rolled back"}, key="k1")
+
+    assert drainer.drain() == 0
+    assert slack.messages() == []
+    slack.reset()
+    clock.advance(timedelta(minutes=10))
+    assert drainer.drain() == 1
+    clock.advance(timedelta(minutes=10))
+    assert drainer.drain() == 0
+    assert [m.text for m in slack.messages()] == ["rolled back"]
+
+
+def test_a_key_is_delivered_once_however_often_it_is_queued(slack: FakeSlack) -> None:
+    store, clock = open_store("sqlite://:memory:"), ManualClock()
+    outbox, drainer = _parts(slack, store, clock)
+    assert outbox.post(lane=LANE, channel="#deploys", params={"text": "alarm"}, key="alarm:1")
+    assert not outbox.post(lane=LANE, channel="#deploys", params={"text": "alarm"}, key="alarm:1")
+    drainer.drain()
+    assert not outbox.post(lane=LANE, channel="#deploys", params={"text": "alarm"}, key="alarm:1")
+    drainer.drain()
+    assert len(slack.messages()) == 1
+
+
+def test_a_reply_waits_for_its_parent_and_goes_in_its_thread(slack: FakeSlack) -> None:
+    store, clock = open_store("sqlite://:memory:"), ManualClock()
+    outbox, drainer = _parts(slack, store, clock)
+    slack.fail_next("chat.postMessage", status=500, times=50)  # the parent cannot be posted yet
+    outbox.post(lane=LANE, channel="#deploys", params={"text": "parent"}, key=parent_key("d-1"))
+    outbox.post(lane=LANE, channel="#deploys", params={"text": "reply"}, thread=Thread(key=parent_key("d-1")))
+    outbox.update(
+        lane=LANE, channel="#deploys", target=Thread(key=parent_key("d-1")), params={"text": "edited"}
+    )
+    drainer.drain()
+    assert slack.messages() == []
+
+    slack.reset()
+    clock.advance(timedelta(minutes=10))
+    drainer.drain()
+
+    parent, reply = slack.messages()
+    assert parent.thread_ts is None and reply.thread_ts == parent.ts
+    assert [c.params["ts"] for c in slack.calls("chat.update")] == [parent.ts]
+
+
+def test_messages_queued_before_a_restart_are_delivered_by_the_next_process(
+    slack: FakeSlack, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    path = f"sqlite:///{tmp_path / 'bot.db'}"
+    clock = ManualClock()
+    store = open_store(path)
+    outbox, _ = _parts(slack, store, clock)
+    outbox.post(lane=LANE, channel="#deploys", params={"text": "before the crash"}, key="k")
+    store.close()
+
+    fresh = open_store(path)
+    _, drainer = _parts(slack, fresh, clock)
+    assert drainer.drain() == 1
+    assert [m.text for m in slack.messages()] == ["before the crash"]
+
+
+def test_a_permanent_slack_error_gives_the_row_up_and_the_lane_moves_on(slack: FakeSlack) -> None:
+    store, clock = open_store("sqlite://:memory:"), ManualClock()
+    outbox, drainer = _parts(slack, store, clock)
+    slack.fail_next("chat.postMessage", status=200, error="channel_not_found")
+    outbox.post(lane=LANE, channel="#deploys", params={"text": "lost channel"}, key="a")
+    outbox.post(lane=LANE, channel="#deploys", params={"text": "next"}, key="b")
+    drainer.drain()
+    assert [m.text for m in slack.messages()] == ["next"]
+    dead = store.outbox_message("a")
+    assert dead is not None and dead.status == "dead" and dead.last_error == "channel_not_found"
