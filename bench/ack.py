@@ -27,8 +27,9 @@ import inspect
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from wsgiref.types import WSGIApplication
@@ -46,6 +47,7 @@ from bot.fakes.alarms import FakeAlarms
 from bot.fakes.metrics import FakeMetrics
 from bot.fakes.traffic import lego_api_world
 from bot.http_server import BackgroundServer, make_wsgi_app, serve
+from bot.outbox import BackgroundDrainer
 from bot.runtime import AwsAdapters, Runtime, build_runtime
 from bot.slack_client import RetryPolicy, make_web_client
 from bot.store import open_store
@@ -79,13 +81,25 @@ def run(
         )
         runtime = _runtime(client)
         baseline = bare_bolt_app(client)
-        with quiet(*_PROVOKED):  # after the apps exist: building a Bolt App resets its loggers' levels
+        worker = runtime.outbox_worker
+        if worker is not None:
+            worker.start()  # the answers go out through the outbox, as under serve
+        with quiet(*_PROVOKED), _stopping(worker):  # quiet after the apps exist: Bolt resets its loggers
             return [
                 ack_check(f"ack /canary {HELP}", runtime.app, baseline, slack, text=HELP, repeats=repeats),
                 ack_check("ack /canary start …", runtime.app, baseline, slack, text=START, repeats=repeats),
                 hanging_answers_check(runtime.app, baseline, slack, stuck=stuck),
                 *throughput_checks(runtime, requests=requests, clients=clients, rounds=rounds),
             ]
+
+
+@contextmanager
+def _stopping(worker: BackgroundDrainer | None) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if worker is not None:
+            worker.stop()
 
 
 # ---------------------------------------------------------------- the two apps

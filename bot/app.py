@@ -16,6 +16,7 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
 from bot.config import Settings
+from bot.outbox import Outbox
 from bot.service import CanaryService
 from bot.soak import SoakRunner
 from commands.base import Deps
@@ -57,6 +58,7 @@ def create_app(
     *,
     inline: bool = False,
     soak: SoakRunner | None = None,
+    outbox: Outbox | None = None,
 ) -> App:
     """Request signature verification stays on (Bolt checks it in HTTP mode; Socket Mode has no signatures).
 
@@ -74,7 +76,7 @@ def create_app(
         process_before_response=True,  # the ack functions answer on the request thread; work is lazy
         listener_executor=executor,
     )
-    deps = Deps(service=service, clock=service.clock, soak=soak)
+    deps = Deps(service=service, clock=service.clock, soak=soak, outbox=outbox)
     for surface in (slash, actions, modals, home):
         surface.register(app, deps)
     return app

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.webhook import WebhookClient
 
 from bot.outbox_model import OutboxMessage
 from bot.ports import Clock, StaleDeployment, StorePort
@@ -52,6 +53,14 @@ PERMANENT_ERRORS = frozenset(
     }
 )
 RETRY_CAP = timedelta(minutes=5)
+RESPONSE_URL_LIFETIME = timedelta(minutes=30)
+
+
+class _ResponseUrlError(Exception):
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.body = body
 
 
 @dataclass(frozen=True)
@@ -114,6 +123,11 @@ class Outbox:
         if thread.ts:
             payload["thread_ts"] = thread.ts
         self._enqueue("upload", lane=lane, params=payload, thread_of=None if thread.ts else thread.key)
+        self._wake()
+
+    def respond(self, *, url: str, params: dict[str, Any], key: str | None = None) -> None:
+        """Queue an answer to a response_url (a slash command's or a click's), in order per URL."""
+        self._enqueue("respond", lane=f"respond:{url}", params={"url": url, **params}, key=key)
         self._wake()
 
     def has(self, key: str) -> bool:
@@ -192,8 +206,17 @@ class OutboxDrainer:
                 params["ts"] = resolved
             elif resolved is not None:
                 params["thread_ts"] = resolved
+        if message.method == "respond" and self._clock.now() - message.created_at > RESPONSE_URL_LIFETIME:
+            self._give_up(message, "the response_url expired (Slack keeps them 30 minutes)")
+            return "dead"
         try:
             channel, ts = self._send(message.method, params)
+        except _ResponseUrlError as exc:
+            if exc.status in (404, 410) or (400 <= exc.status < 500 and exc.status != 429):
+                self._give_up(message, f"response_url answered {exc.status}: {exc.body[:100]}")
+                return "dead"
+            self._retry(message, f"response_url answered {exc.status}")
+            return "waiting"
         except SlackApiError as exc:
             error = str(exc.response.get("error", ""))
             status = exc.response.status_code
@@ -229,6 +252,12 @@ class OutboxDrainer:
         if method == "update":
             response = self._client.chat_update(**params)
             return str(response.get("channel") or params["channel"]), str(response.get("ts") or params["ts"])
+        if method == "respond":
+            url = params.pop("url")
+            answer = WebhookClient(url, timeout=10).send_dict(params)
+            if answer.status_code >= 300:
+                raise _ResponseUrlError(answer.status_code, answer.body)
+            return None, None
         if method == "upload":
             body = base64.b64decode(params.pop("file_b64"))
             self._client.files_upload_v2(file=body, **params)

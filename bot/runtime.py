@@ -126,7 +126,7 @@ def build_runtime(
         from bot.aws.alarm_queue import AlarmQueue
 
         queue = AlarmQueue(aws.sqs, settings.alarm_queue_url, responder.handle, report_poison)
-    app = create_app(settings, service, slack, inline=inline, soak=soak)
+    app = create_app(settings, service, slack, inline=inline, soak=soak, outbox=outbox)
     return Runtime(
         settings=settings,
         policy=policy,

@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError
-from slack_bolt import Ack
+from slack_bolt import Ack, Respond
 
 from bot import views
 from bot.actors import Actor, NotAuthorized
 from bot.canary import IllegalTransition, InvalidPlan
 from bot.config import PolicyError
+from bot.outbox import Outbox
 from bot.ports import AwsFailure, CanaryError, Clock, NotFound
 from bot.service import CanaryService, NotInPolicy
 from bot.soak import SoakRunner
@@ -28,6 +29,16 @@ class Deps:
     service: CanaryService
     clock: Clock
     soak: SoakRunner | None = None  # latest figures for status and App Home, read from the store
+    # Answers to response_urls go through the outbox (retried while Slack is down); None: sent at once.
+    outbox: Outbox | None = None
+
+    def answer(self, respond: Respond, payload: dict[str, Any]) -> None:
+        """Answer the asker through their response_url."""
+        url = getattr(respond, "response_url", None)
+        if self.outbox is None or not url:
+            respond(**payload)
+            return
+        self.outbox.respond(url=url, params=payload)
 
 
 @dataclass

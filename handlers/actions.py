@@ -40,13 +40,13 @@ CLICKS: dict[str, Click] = {
 }
 
 
-def _answer(respond: Respond, reply: Reply) -> None:
+def _answer(respond: Respond, reply: Reply, deps: Deps) -> None:
     """Success replaces the buttons with the outcome; a refusal goes to the clicker alone."""
     payload = reply.payload()
     if not reply.replace_original:
         payload["replace_original"] = False
         payload["response_type"] = "ephemeral"
-    respond(**payload)
+    deps.answer(respond, payload)
 
 
 def _button(body: dict[str, Any], respond: Respond) -> views.ButtonRef | None:
@@ -62,7 +62,7 @@ def register(app: App, deps: Deps) -> None:
     def on_click(body: dict[str, Any], respond: Respond) -> None:
         ref = _button(body, respond)
         if ref is not None:
-            _answer(respond, CLICKS[body["actions"][0]["action_id"]](ref, slack_actor(body), deps))
+            _answer(respond, CLICKS[body["actions"][0]["action_id"]](ref, slack_actor(body), deps), deps)
 
     def on_rollback(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         ref = _button(body, respond)
@@ -71,7 +71,7 @@ def register(app: App, deps: Deps) -> None:
         actor = slack_actor(body)
         reason = str(ref.extra.get("reason") or "").strip()
         if reason:
-            _answer(respond, rollback.click(ref.deployment_id, ref.revision, reason, actor, deps))
+            _answer(respond, rollback.click(ref.deployment_id, ref.revision, reason, actor, deps), deps)
             return
 
         def ask_reason() -> Reply:
@@ -92,7 +92,7 @@ def register(app: App, deps: Deps) -> None:
 
         reply = safely("rollback", ask_reason)
         if reply.text:
-            _answer(respond, reply)
+            _answer(respond, reply, deps)
 
     for action_id in CLICKS:
         app.action(action_id)(ack=ack_now, lazy=[on_click])

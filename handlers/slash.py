@@ -31,6 +31,6 @@ def register(app: App, deps: Deps) -> None:
         except UsageError:
             return  # already answered in the ack
         reply = HANDLERS[args.verb](args, slack_actor(body), deps)
-        respond(**reply.payload())
+        deps.answer(respond, reply.payload())
 
     app.command(COMMAND)(ack=acknowledge, lazy=[run])

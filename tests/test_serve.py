@@ -60,19 +60,20 @@ def runtime() -> Iterator[tuple[Runtime, FakeSlack]]:
             "xoxb-test", base_url=slack.base_url, retry=RetryPolicy(sleep=lambda _s: None)
         )
         settings = Settings(SLACK_SIGNING_SECRET=req.SIGNING_SECRET, SLACK_BOT_TOKEN="xoxb-test")
-        yield (
-            build_runtime(
-                settings,
-                slack=client,
-                clock=ManualClock(),
-                store=open_store("sqlite://:memory:"),
-                aws=AwsAdapters(
-                    traffic=lego_api_world(), metrics=FakeMetrics(), alarms=FakeAlarms("us-east-1")
-                ),
-                policy=policy_with(),
-            ),
-            slack,
+        rt = build_runtime(
+            settings,
+            slack=client,
+            clock=ManualClock(),
+            store=open_store("sqlite://:memory:"),
+            aws=AwsAdapters(traffic=lego_api_world(), metrics=FakeMetrics(), alarms=FakeAlarms("us-east-1")),
+            policy=policy_with(),
         )
+        assert rt.outbox_worker is not None  # as under serve: answers go out through the outbox
+        rt.outbox_worker.start()
+        try:
+            yield rt, slack
+        finally:
+            rt.outbox_worker.stop()
 
 
 def test_http_mode_answers_health_and_signed_slash_commands_over_a_socket(

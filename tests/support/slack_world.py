@@ -110,5 +110,5 @@ def slack_world(policy: Policy | None = None, **policy_overrides: Any) -> Iterat
         outbox = Outbox(store, world.clock, wake=drainer.drain)  # inline: delivered before dispatch returns
         world.service.notifier = SlackNotifier(client, policy, world.clock, outbox=outbox)
         settings = Settings(SLACK_SIGNING_SECRET=req.SIGNING_SECRET, SLACK_BOT_TOKEN="xoxb-test")
-        app = create_app(settings, world.service, client, inline=True)
+        app = create_app(settings, world.service, client, inline=True, outbox=outbox)
         yield SlackWorld(world=world, slack=slack, app=app)
