@@ -12,11 +12,12 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 
-from bench import ack, metrics_calls, store, tick
+from bench import ack, alarm, metrics_calls, store, tick
 from bench.harness import Check, crashed, format_table
 
 BENCHMARKS: dict[str, Callable[[], list[Check]]] = {
     "ack": ack.run,
+    "alarm": alarm.run,
     "tick": tick.run,
     "metrics_calls": metrics_calls.run,
     "store": store.run,

@@ -11,7 +11,7 @@ import math
 import pytest
 
 import bench.__main__ as runner
-from bench import ack, metrics_calls, store, tick
+from bench import ack, alarm, metrics_calls, store, tick
 from bench.harness import Check, format_table, percentile
 
 
@@ -25,6 +25,12 @@ def _all_measured(checks: list[Check]) -> None:
     for check in checks:
         assert math.isfinite(check.ours) and check.ours >= 0, check
         assert check.baseline is None or (math.isfinite(check.baseline) and check.baseline >= 0), check
+
+
+def test_alarm_benchmark_rolls_back_every_trial_over_a_moto_server() -> None:
+    checks = alarm.run(trials=2)  # raises when a trial does not end rolled back
+    _all_measured(checks)
+    assert [c.unit for c in checks] == ["ms", "ms"]
 
 
 def test_ack_benchmark_acks_through_the_real_app_and_serves_every_request_over_http() -> None:
