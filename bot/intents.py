@@ -89,8 +89,8 @@ class Intent(BaseModel):
         left it: that routing.
         """
         own, *superseded = self.accept_from
-        if own.matches(alias):
-            return self.expected_revision_id is None or alias.revision_id == self.expected_revision_id
+        if own.matches(alias) and (self.expected_revision_id in (None, alias.revision_id)):
+            return True
         return any(r.matches(alias) for r in superseded)
 
 

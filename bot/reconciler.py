@@ -43,6 +43,14 @@ log = logging.getLogger(__name__)
 
 DriveStatus = Literal["done", "pending", "drift", "busy", "closed"]
 
+# The transition that records each kind of intent (a rollback records from any live state).
+_TRANSITION: dict[str, str] = {
+    "start": "start",
+    "next_step": "next_step",
+    "weight": "set_weight",
+    "promote": "promote",
+}
+
 LEASE_WAIT_POLL_SECONDS = 0.02
 
 
@@ -171,6 +179,13 @@ class Reconciler:
         if d is None:
             closed = self._store.save_intent(intent.model_copy(update={"status": "cancelled"}))
             return DriveResult(closed, "closed", error="deployment not found")
+        if intent.kind != "rollback" and not canary.can(d, _TRANSITION[intent.kind]):
+            # The deployment moved on (ended, rolled back, cancelled) before this change was written: drop it.
+            reason = f"not applied: {d.key} is {d.state.value}"
+            closed = self._store.save_intent(
+                intent.model_copy(update={"status": "cancelled", "last_error": reason})
+            )
+            return DriveResult(closed, "closed", d, error=reason)
         try:
             before = self._traffic.get_alias(d.function, d.alias)
             if intent.target.matches(before):

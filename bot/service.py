@@ -293,6 +293,11 @@ class CanaryService:
         self, deployment_id: str, actor: Actor, *, expected_revision: int | None = None
     ) -> ActionResult:
         d = self._planned(deployment_id, actor, "cancel", expected_revision)
+        pending = self.store.open_intent_for(d.id)
+        if pending is not None:
+            raise AlreadyActed(
+                f"Start by {pending.actor} is being applied to {d.key}; roll back instead to undo it"
+            )
         d = self._transition(canary.cancel(d, now=self.clock.now(), actor=actor.label, reason="cancelled"))
         return ActionResult(deployment=d, message=f"plan for {d.key} cancelled; the alias was not touched")
 
@@ -335,10 +340,18 @@ class CanaryService:
         self._check_click(d, expected_revision)
         policy = self.policy_for(d.function)
         self.authorizer.check(actor, policy, "rollback", d)
-        if d.state is State.PLANNED:
+        if d.state is State.PLANNED and self.store.open_intent_for(d.id) is None:
             d = self._transition(canary.cancel(d, now=self.clock.now(), actor=actor.label, reason=reason))
             return ActionResult(
                 deployment=d, message=f"plan for {d.key} cancelled; the alias was not touched"
+            )
+        if d.state is State.PLANNED:
+            # Its Start is still being applied: roll back what it may have written, then cancel the plan.
+            result = self.request_rollback(d, actor, reason=reason, detected_at=detected_at)
+            assert result is not None
+            d, after = self._landed(result)
+            return ActionResult(
+                deployment=d, alias=after, message=f"plan for {d.key} cancelled; {after.describe()}"
             )
         if d.state is not State.ROLLING_BACK:
             # ROLLING_BACK first: the soak stops acting on it, and status shows what is happening.

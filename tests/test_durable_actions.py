@@ -217,3 +217,45 @@ def test_backoff_grows_with_attempts_and_is_capped() -> None:
     assert backoff(1, rng=rng) == timedelta(seconds=1)
     assert all(timedelta(seconds=1) <= backoff(n, rng=rng) <= timedelta(seconds=60) for n in range(1, 30))
     assert max(backoff(10, rng=rng) for _ in range(50)) > timedelta(seconds=30)
+
+
+def test_rolling_back_a_plan_whose_start_is_still_retried_reverts_what_the_start_wrote() -> None:
+    world = make_world()
+    did = plan(world)
+    world.traffic.lose_next_answer(AwsFailure("timeout"))
+    with pytest.raises(ActionPending):
+        world.service.confirm(did, MARIA)
+    assert world.alias() == ("1", {"2": 0.05})
+
+    world.service.rollback(FN, None, JOE, reason="wrong version")
+
+    assert world.alias() == ("1", {})
+    assert world.service.get(did).state is State.CANCELLED
+    world.clock.advance(timedelta(minutes=5))
+    world.service.reconciler.run_once(all_open=True)
+    assert world.alias() == ("1", {})  # the superseded start is never applied again
+
+
+def test_a_change_of_a_deployment_that_ended_meanwhile_is_dropped_unwritten() -> None:
+    world = make_world()
+    did = world.start()
+    world.service.promote(FN, None, JOE)
+    store = world.service.store
+    writes = len(world.traffic.routing_writes)
+    late = Intent(
+        id=new_intent_id(did, "weight"),
+        deployment_id=did,
+        kind="weight",
+        target=Routing(version="1", weights={"2": 0.25}),
+        accept_from=(Routing(version="2"),),
+        actor="a replica that was asleep",
+        detail={"weight": 0.25},
+        created_at=world.clock.now(),
+    )
+    store.open_intent(late)
+
+    [result] = world.service.reconciler.run_once()
+
+    assert result.status == "closed" and "promoted" in (result.error or "")
+    assert len(world.traffic.routing_writes) == writes
+    assert world.alias() == ("2", {})
