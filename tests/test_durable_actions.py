@@ -259,3 +259,16 @@ def test_a_change_of_a_deployment_that_ended_meanwhile_is_dropped_unwritten() ->
     assert result.status == "closed" and "promoted" in (result.error or "")
     assert len(world.traffic.routing_writes) == writes
     assert world.alias() == ("2", {})
+
+
+def test_a_failed_alias_read_during_a_promote_leaves_no_lock_behind() -> None:
+    world = make_world()
+    world.start()
+    world.traffic.fail_next_read(AwsFailure("GetAlias: HTTP 500"))
+    with pytest.raises(ActionPending):
+        world.service.promote(FN, None, JOE)
+
+    world.service.promote(FN, None, JOE)  # asking again retries it now; nothing is stuck "in progress"
+
+    assert world.alias() == ("2", {})
+    assert world.service.history(FN)[0].deployment.state is State.PROMOTED

@@ -56,6 +56,7 @@ class FakeTraffic:
         self._aliases: dict[tuple[str, str], AliasState] = {}
         self._fail_next: CanaryError | None = None
         self._lose_next: CanaryError | None = None
+        self._fail_next_read: CanaryError | None = None
         # Every successful update_routing, in order: what tests assert "was (not) written" against.
         self.routing_writes: list[AliasState] = []
 
@@ -121,8 +122,16 @@ class FakeTraffic:
             return dict(self._require_version(function, version).env)
 
     # ------------------------------------------------------------ TrafficPort
+    def fail_next_read(self, error: CanaryError) -> None:
+        """The next get_alias raises `error` (a throttled or failed GetAlias)."""
+        with self._lock:
+            self._fail_next_read = error
+
     def get_alias(self, function: str, alias: str) -> AliasState:
         with self._lock:
+            error, self._fail_next_read = self._fail_next_read, None
+            if error is not None:
+                raise error
             return self._require_alias(function, alias)
 
     def version_exists(self, function: str, version: str) -> bool:
