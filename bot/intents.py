@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from bot.model import AliasState
 
 IntentKind = Literal["start", "next_step", "weight", "promote", "rollback"]
-IntentStatus = Literal["open", "done", "drift", "superseded", "cancelled"]
+# open → recorded (the alias write is recorded; what follows it is not yet done) → done.
+IntentStatus = Literal["open", "recorded", "done", "drift", "superseded", "cancelled"]
 
 # Lower runs first: a rollback never waits behind anything else.
 PRIORITY: dict[str, int] = {"rollback": 0, "promote": 1, "next_step": 2, "weight": 2, "start": 3}

@@ -244,6 +244,10 @@ class StorePort(Protocol):
         """Rollbacks first, then oldest first."""
         ...
 
+    def unfinished_intents(self) -> list[Intent]:
+        """Open ones and recorded ones (alias write recorded, follow-up not done); rollbacks first."""
+        ...
+
     def intents_for(self, deployment_id: str) -> list[Intent]: ...
 
     # leases with fencing tokens

@@ -7,7 +7,7 @@ deployment's lease, reads the alias, and
 - finds anything else → drift: nothing is written, the canary is held (a plan is cancelled) and people told.
 An AWS failure leaves the intent open with a backoff (full jitter); after `escalate_after` failed attempts the
 approvers are told, and the loop keeps trying. Recording is one store transaction (deployment, audit, intent
-done); what follows it (alarms, dashboard, the announcement) is redone until `followed_up` is set, so a crash
+recorded); what follows it (alarms, dashboard, the announcement) is redone until the intent is done, so a crash
 at any point ends in the same state with no action applied twice.
 """
 
@@ -139,11 +139,14 @@ class Reconciler:
         `all_open`, as at start-up: a backoff set by a dead process means nothing), finish follow-ups."""
         self._repair_rollbacks()
         now = self._clock.now()
-        results = [
-            self.drive(intent.id) for intent in self._store.open_intents() if all_open or intent.due(now)
-        ]
-        for d in self._store.list_live() + self._recently_ended():
-            self._follow_up_all(d.id)
+        results: list[DriveResult] = []
+        for intent in self._store.unfinished_intents():
+            if intent.status == "recorded":
+                d = self._store.get(intent.deployment_id)
+                if d is not None:
+                    self._follow_up(intent, d)
+            elif all_open or intent.due(now):
+                results.append(self.drive(intent.id))
         return results
 
     def drive(self, intent_id: str, *, wait_for_lease: float = 0.0) -> DriveResult:
@@ -248,7 +251,7 @@ class Reconciler:
             )
             done = intent.model_copy(
                 update={
-                    "status": "done",
+                    "status": "recorded",
                     "done_at": self._clock.now(),
                     "alias_before": before.routing(),
                     "alias_after": after.routing(),
@@ -363,16 +366,9 @@ class Reconciler:
         return held
 
     # ------------------------------------------------------------ after the alias write
-    def _follow_up_all(self, deployment_id: str) -> None:
-        for intent in self._store.intents_for(deployment_id):
-            if intent.status == "done" and not intent.detail.get("followed_up"):
-                d = self._store.get(deployment_id)
-                if d is not None:
-                    self._follow_up(intent, d)
-
     def _follow_up(self, intent: Intent, d: Deployment) -> None:
         """Alarms, dashboard and the announcement of a recorded change; redone until marked followed up."""
-        if intent.detail.get("followed_up"):
+        if intent.status != "recorded":
             return
         policy = self._function_policy(d.function)
         if intent.kind == "start":
@@ -382,7 +378,7 @@ class Reconciler:
         ref = self._notify(self._announcement(intent, d))
         if intent.kind == "start" and isinstance(ref, MessageRef) and not d.thread_ts:
             self._save_thread(d, ref)
-        self._store.save_intent(intent.model_copy(update={"detail": {**intent.detail, "followed_up": True}}))
+        self._store.save_intent(intent.model_copy(update={"status": "done"}))
 
     def _save_thread(self, d: Deployment, ref: MessageRef) -> None:
         """The parent message's ts: every later message about the deployment goes in its thread."""
@@ -475,10 +471,6 @@ class Reconciler:
                             d, actor=BOT.label, reason=d.reason or "rollback", now=self._clock.now()
                         )
                     )
-
-    def _recently_ended(self) -> list[Deployment]:
-        ids = {i.deployment_id for i in self._store.open_intents()}
-        return [d for d in (self._store.get(i) for i in ids) if d is not None and not d.is_live]
 
     # ------------------------------------------------------------ helpers
     def _audit(

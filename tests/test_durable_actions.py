@@ -272,3 +272,27 @@ def test_a_failed_alias_read_during_a_promote_leaves_no_lock_behind() -> None:
 
     assert world.alias() == ("2", {})
     assert world.service.history(FN)[0].deployment.state is State.PROMOTED
+
+
+def test_a_crash_between_recording_a_rollback_and_announcing_it_announces_it_after_the_restart() -> None:
+    world = make_world()
+    world.start()
+
+    class Crash(BaseException):
+        pass
+
+    def crash(*_args: object) -> None:
+        raise Crash
+
+    world.service.reconciler._follow_up = crash  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        world.service.rollback(FN, None, JOE, reason="bad")
+    assert world.service.history(FN)[0].deployment.state is State.ROLLED_BACK
+    assert not [e for e in world.notifier.events if isinstance(e, TrafficChanged)]
+
+    restarted(world).reconciler.run_once(all_open=True)
+
+    rolled = [e for e in world.notifier.events if isinstance(e, TrafficChanged) and e.action == "rolled_back"]
+    assert len(rolled) == 1
+    restarted(world).reconciler.run_once(all_open=True)
+    assert len([e for e in world.notifier.events if isinstance(e, TrafficChanged)]) == 1

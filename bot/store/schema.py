@@ -100,6 +100,7 @@ _V3_DURABLE_ACTIONS: Migration = (
     """,
     "CREATE UNIQUE INDEX intents_one_open_per_deployment ON intents (deployment_id) WHERE status = 'open'",
     "CREATE INDEX intents_by_deployment ON intents (deployment_id, created_at)",
+    "CREATE INDEX intents_unfinished ON intents (status, priority, created_at)",
     # Leases: who may act on a name (a deployment) until when. `token` grows on every change of holder, so a
     # holder that was presumed dead cannot complete work after another has taken over (fencing).
     """

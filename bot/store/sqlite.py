@@ -319,6 +319,13 @@ class SqliteStore:
         )
         return _in_utc(Intent.model_validate_json(rows[0]["body"])) if rows else None
 
+    def unfinished_intents(self) -> list[Intent]:
+        """Open intents and recorded ones whose follow-up is not done: rollbacks first, then oldest first."""
+        rows = self._query(
+            "SELECT body FROM intents WHERE status IN ('open', 'recorded') ORDER BY priority, created_at"
+        )
+        return [_in_utc(Intent.model_validate_json(row["body"])) for row in rows]
+
     def open_intents(self) -> list[Intent]:
         """Rollbacks first, then oldest first."""
         rows = self._query("SELECT body FROM intents WHERE status = 'open' ORDER BY priority, created_at")
