@@ -21,6 +21,8 @@ FUNCTION_NAME = re.compile(
     r"^[A-Za-z0-9_-]{1,64}$|^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+$"
 )
 VERSION = re.compile(r"^[1-9][0-9]{0,9}$")
+# Lambda's own rule for alias names: letters, digits, - and _, not all digits, at most 128.
+ALIAS_NAME = re.compile(r"^(?![0-9]+$)[A-Za-z0-9_-]{1,128}$")
 ENV_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 USAGE: dict[str, str] = {
@@ -233,8 +235,15 @@ def _parse(parser: _Parser, rest: list[str]) -> argparse.Namespace:
 
 
 def _with_alias(parser: _Parser) -> _Parser:
-    parser.add_argument("--alias")
+    parser.add_argument("--alias", type=_alias_name)
     return parser
+
+
+def _alias_name(text: str) -> str:
+    if not ALIAS_NAME.match(text):
+        # argparse turns this into "argument --alias: invalid _alias_name value: '…'"; say it plainly instead.
+        raise argparse.ArgumentTypeError(f"{text!r} is not a Lambda alias name (letters, digits, - and _)")
+    return text
 
 
 def _parse_start(rest: list[str]) -> StartArgs:

@@ -7,10 +7,9 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot import views
 from bot.verbs import UsageError, parse_text
 from commands import HANDLERS, Deps
-from commands.base import slack_actor
+from commands.base import slack_actor, usage_reply
 
 COMMAND = "/canary"
 
@@ -21,7 +20,8 @@ def register(app: App, deps: Deps) -> None:
         try:
             parse_text(body.get("text") or "")
         except UsageError as exc:
-            ack(text=f"⚠️ {exc.message}", blocks=views.error_blocks(exc.message, exc.usage))
+            reply = usage_reply(exc)
+            ack(text=reply.text, blocks=reply.blocks)
             return
         ack()
 
