@@ -655,7 +655,7 @@ class CanaryService:
         if live is None:
             return
         if live.state is State.PLANNED and (
-            now - live.created_at > self._plan_ttl or live.created_by == actor.label
+            now - live.created_at > self._plan_ttl or actor.is_person(live.created_by)
         ):
             self._transition(
                 canary.cancel(live, now=now, actor=actor.label, reason="superseded by a new plan")
