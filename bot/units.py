@@ -15,6 +15,8 @@ _PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
 _FRACTION = re.compile(r"^\s*(0?\.\d+|0|1(?:\.0+)?)\s*$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+# No duration anyone means is longer than this; bigger numbers are typos (and overflow timedelta).
+MAX_DURATION = timedelta(days=366)
 
 
 class UnitError(ValueError):
@@ -43,7 +45,7 @@ def parse_percent(value: object) -> float:
 
 
 def parse_duration(value: object) -> timedelta:
-    """'1h', '15m', '1h30m', '90s' -> timedelta. A bare number is seconds."""
+    """'1h', '15m', '1h30m', '90s' -> timedelta. A bare number is seconds. At most MAX_DURATION (366 days)."""
     if isinstance(value, timedelta):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -68,6 +70,8 @@ def parse_duration(value: object) -> timedelta:
         raise UnitError(f"{value!r} is not a duration (try 1h, 30m or 1h30m)")
     if seconds < 0:
         raise UnitError(f"{value!r} is negative")
+    if not seconds <= MAX_DURATION.total_seconds():  # also NaN and infinity
+        raise UnitError(f"{str(value)[:40]!r} is longer than {format_duration(MAX_DURATION)}")
     return timedelta(seconds=seconds)
 
 
