@@ -193,11 +193,23 @@ def _dispatch(
 
 
 def _to_bolt(app: App, body: bytes, headers: dict[str, str], query: str) -> _Response:
+    """Hand a request to Bolt, which checks its signature; what Bolt cannot even read is answered here.
+
+    A timestamp that is not a number cannot carry a valid signature (401); a body Bolt cannot parse (bad JSON,
+    a payload that is not an object) is a malformed request (400). Neither is our failure, so no 500.
+    """
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         return _text(400, "Body is not UTF-8")
-    bolt_response = app.dispatch(BoltRequest(body=text, query=query, headers=dict(headers)))
+    if not headers.get("x-slack-request-timestamp", "").strip().isdigit():
+        return _text(401, "Unauthorized")
+    try:
+        request = BoltRequest(body=text, query=query, headers=dict(headers))
+    except Exception as exc:  # Bolt parses the body before it checks the signature
+        log.warning("malformed Slack request: %s", type(exc).__name__)
+        return _text(400, "Malformed request")
+    bolt_response = app.dispatch(request)
     out_headers = [(name, value) for name, values in bolt_response.headers.items() for value in values]
     return _Response(bolt_response.status, out_headers, bolt_response.body.encode("utf-8"))
 

@@ -463,7 +463,13 @@ class CanaryService:
         expected_revision: int | None = None,
     ) -> ActionResult:
         d = self._actionable(
-            function, alias, actor, "resume", "resume", deployment_id=deployment_id, revision=expected_revision
+            function,
+            alias,
+            actor,
+            "resume",
+            "resume",
+            deployment_id=deployment_id,
+            revision=expected_revision,
         )
         self._check_routing(d, self.traffic.get_alias(d.function, d.alias))
         d = self._transition(canary.resume(d, now=self.clock.now(), actor=actor.label))
@@ -481,7 +487,13 @@ class CanaryService:
         expected_revision: int | None = None,
     ) -> ActionResult:
         d = self._actionable(
-            function, alias, actor, "extend", "extend", deployment_id=deployment_id, revision=expected_revision
+            function,
+            alias,
+            actor,
+            "extend",
+            "extend",
+            deployment_id=deployment_id,
+            revision=expected_revision,
         )
         d = self._transition(canary.extend(d, by=by, now=self.clock.now(), actor=actor.label))
         self._notify(self._noted(d, actor, "extended", f"soak extended by {_dur(by)}"))
