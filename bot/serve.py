@@ -69,13 +69,7 @@ def _run(runtime: Any, *, socket_mode: bool, console: Console) -> int:
     from bot.http_server import BackgroundServer, make_wsgi_app, serve
 
     stop = threading.Event()
-    if runtime.outbox_worker is not None:
-        runtime.outbox_worker.start()  # first: messages left by an earlier run go out at once
-    runtime.scheduler.start()
-    if runtime.alarm_queue is not None:
-        threading.Thread(
-            target=runtime.alarm_queue.run_forever, args=(stop,), name="alarm-queue", daemon=True
-        ).start()
+    runtime.start_background(stop)
     settings = runtime.settings
     try:
         if socket_mode:
