@@ -23,6 +23,11 @@ log = logging.getLogger(__name__)
 
 
 def serve_main(args: Sequence[str], console: Console) -> int:
+    if list(args) in (["--help"], ["-h"]):
+        console.say(
+            "usage: canary-bot serve   (configured by the environment: see the README's Configuration)"
+        )
+        return 0
     if args:
         console.warn(
             f"error: serve takes no arguments (got {' '.join(args)}); configure it with the environment"
