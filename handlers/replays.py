@@ -1,12 +1,12 @@
 """Replays: a request Slack signed once is acted on once.
 
 Anyone who captures a signed request can send it again while its timestamp is inside the 5-minute signature
-window, and Bolt accepts it. Every signed request (slash command, button, form, event) therefore claims a key
-derived from its signature and timestamp in the store before any listener runs; an identical second copy is
-answered "already done" and changes nothing. Slack's own retries of events carry the same body under a new
-signature: those are separate deliveries and run (publishing App Home is idempotent anyway).
+window, and Bolt accepts it. Every signed request (slash command, button, form) therefore claims a key derived
+from its signature and timestamp in the store before any listener runs; an identical second copy is answered
+"already received" and changes nothing. Events are keyed on their `event_id` instead: Slack's retries of an
+event (`X-Slack-Retry-Num`) come re-signed but carry the same event_id, in HTTP and in Socket Mode alike.
 
-Socket Mode requests carry no signature and are not deduplicated here.
+Slash commands and interactions over Socket Mode carry no signature and are not deduplicated here.
 """
 
 from __future__ import annotations
@@ -26,7 +26,11 @@ REPLAYED = "⚠️ This exact request was already received (a replay): it was ac
 
 
 def request_key(request: BoltRequest) -> str | None:
-    """'slack-request:<sha256>' of the signature and timestamp, or None for an unsigned (Socket Mode) request."""
+    """'slack-event:<event_id>' for an event; else 'slack-request:<sha256>' of the signature and timestamp;
+    None for an unsigned (Socket Mode) command or interaction."""
+    event_id = request.body.get("event_id")
+    if isinstance(event_id, str) and event_id:
+        return f"slack-event:{event_id[:100]}"
     signature = _header(request, "x-slack-signature")
     timestamp = _header(request, "x-slack-request-timestamp")
     if not signature or not timestamp:

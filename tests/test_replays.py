@@ -61,3 +61,15 @@ def test_two_separate_requests_with_the_same_words_both_run(sw: SlackWorld) -> N
             )
         )
     assert sw.world.service.live(FN).soak_ends_at == ends + timedelta(minutes=60)
+
+
+def test_a_retried_event_is_handled_once(sw: SlackWorld) -> None:
+    first = req.app_home_opened(APPROVER)
+    sw.dispatch(first)
+    assert len(sw.slack.calls("views.publish")) == 1
+    # Slack's retry: the same event (same event_id), signed again a moment later, with X-Slack-Retry-Num.
+    ts = int(first.headers["x-slack-request-timestamp"]) + 2
+    retry = req.sign(first.body, content_type="application/json", timestamp=ts)
+    retry.headers.update({"x-slack-retry-num": "1", "x-slack-retry-reason": "http_timeout"})
+    assert sw.dispatch(retry).status == 200
+    assert len(sw.slack.calls("views.publish")) == 1
