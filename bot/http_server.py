@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
@@ -39,6 +40,9 @@ HealthCheck = Callable[[], tuple[bool, dict[str, Any]]]
 SLACK_PATHS: Final = frozenset({"/slack/events", "/slack/interactive", "/slack/commands"})
 SNS_PATH: Final = "/sns"
 HEALTH_PATH: Final = "/healthz"
+
+# Seconds since the epoch, in ASCII digits: str.isdigit() also accepts '²', which int() then refuses.
+_TIMESTAMP: Final = re.compile(r"[0-9]{1,15}")
 
 # Slack payloads stay far below this and SNS messages are at most 256 KiB; anything bigger is not ours.
 MAX_BODY_BYTES: Final = 1024 * 1024
@@ -202,7 +206,7 @@ def _to_bolt(app: App, body: bytes, headers: dict[str, str], query: str) -> _Res
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         return _text(400, "Body is not UTF-8")
-    if not headers.get("x-slack-request-timestamp", "").strip().isdigit():
+    if not _TIMESTAMP.fullmatch(headers.get("x-slack-request-timestamp", "").strip()):
         return _text(401, "Unauthorized")
     try:
         request = BoltRequest(body=text, query=query, headers=dict(headers))

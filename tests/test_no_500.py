@@ -90,11 +90,12 @@ def test_huge_numbers_are_bad_input_with_a_clear_message(
     assert expected in reply.body.decode()
 
 
+@pytest.mark.parametrize("timestamp", ["abc", "²", "1e9", "", "-5", "99999999999999999999"])
 def test_a_timestamp_that_is_not_a_number_is_401_not_500(
-    world: tuple[SlackWorld, WSGIApplication, TracebackCatcher],
+    world: tuple[SlackWorld, WSGIApplication, TracebackCatcher], timestamp: str
 ) -> None:
     _, wsgi, _ = world
-    headers = {"content-type": FORM, "x-slack-request-timestamp": "abc", "x-slack-signature": "v0=00"}
+    headers = {"content-type": FORM, "x-slack-request-timestamp": timestamp, "x-slack-signature": "v0=00"}
     assert call(wsgi, "POST", "/slack/events", b"text=status", headers).status == 401
 
 
@@ -222,3 +223,50 @@ def test_fuzzed_button_clicks_never_get_a_5xx_or_a_traceback(
     value = data.draw(st.one_of(st.just(json.dumps(fields)), st.text(max_size=40)))
     url = sw.slack.response_url("fuzz-click")
     _no_crash(world, req.block_actions(action_id or "x", value, user_id=user, response_url=url))
+
+
+content_types = st.sampled_from(
+    [FORM, "application/json", "text/plain", "", "multipart/form-data; boundary=x"]
+)
+raw_bodies = st.one_of(
+    st.binary(max_size=200),
+    st.text(max_size=200).map(str.encode),
+    st.sampled_from(
+        [b"payload=", b"payload=%7B", b"payload=null", b"{}", b"[]", b"null", b"command=/canary"]
+    ),
+)
+
+
+@FUZZ
+@given(
+    body=raw_bodies,
+    content_type=content_types,
+    timestamp=st.one_of(st.text(max_size=12), st.integers().map(str), st.sampled_from(["²", "１２", "٣"])),
+    signature=st.one_of(st.text(max_size=70), st.just("v0=" + "0" * 64)),
+)
+def test_fuzzed_unsigned_requests_are_refused_with_400_or_401(
+    world: tuple[SlackWorld, WSGIApplication, TracebackCatcher],
+    body: bytes,
+    content_type: str,
+    timestamp: str,
+    signature: str,
+) -> None:
+    _, wsgi, catcher = world
+    before = len(catcher.records)
+    headers = {
+        "content-type": content_type,
+        "x-slack-request-timestamp": timestamp,
+        "x-slack-signature": signature,
+    }
+    reply = call(wsgi, "POST", "/slack/events", body, {k: v for k, v in headers.items() if v.isprintable()})
+    assert reply.status in (400, 401), (reply.status, reply.body[:200])
+    assert catcher.records[before:] == []
+
+
+@FUZZ
+@given(body=raw_bodies, content_type=content_types)
+def test_fuzzed_signed_bodies_never_get_a_5xx_or_a_traceback(
+    world: tuple[SlackWorld, WSGIApplication, TracebackCatcher], body: bytes, content_type: str
+) -> None:
+    text = body.decode("utf-8", "replace")
+    _no_crash(world, req.sign(text, content_type=content_type))
