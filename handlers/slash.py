@@ -3,6 +3,7 @@ asker (ephemeral)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -12,6 +13,7 @@ from commands import HANDLERS, Deps
 from commands.base import slack_actor, usage_reply
 
 COMMAND = "/canary"
+log = logging.getLogger(__name__)
 
 
 def register(app: App, deps: Deps) -> None:
@@ -26,6 +28,10 @@ def register(app: App, deps: Deps) -> None:
         ack()
 
     def run(body: dict[str, Any], respond: Respond) -> None:
+        if not body.get("response_url"):
+            # Slack always sends one; without it the asker could never be told what happened, so do nothing.
+            log.warning("/canary without a response_url: not run")
+            return
         try:
             args = parse_text(body.get("text") or "")
         except UsageError:

@@ -29,14 +29,15 @@ FORM = "application/x-www-form-urlencoded"
 
 
 class TracebackCatcher(logging.Handler):
-    """Every log record that carries an exception (a traceback in the logs)."""
+    """Every log record that carries an exception (a traceback in the logs), and every error: Bolt logs a
+    failed lazy listener as one ERROR line without the exception."""
 
     def __init__(self) -> None:
         super().__init__(level=logging.DEBUG)
         self.records: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.exc_info:
+        if record.exc_info or record.levelno >= logging.ERROR:
             self.records.append(record)
 
 
@@ -135,6 +136,19 @@ def test_an_unknown_command_gets_a_polite_answer_not_404(
     _, wsgi, _ = world
     reply = signed(wsgi, "/slack/events", req.slash_command("/deploy", "now"))
     assert reply.status == 200 and "/canary" in reply.body.decode()
+
+
+@pytest.mark.parametrize("metadata", ["{not json", "[]", '{"button": "x"}', '{"button": 5}', ""])
+def test_a_rollback_form_with_unreadable_metadata_is_ignored_without_a_traceback(
+    world: tuple[SlackWorld, WSGIApplication, TracebackCatcher], metadata: str
+) -> None:
+    form = req.view_submission(
+        views.CALLBACK_ROLLBACK_REASON,
+        req.plain_text_values({(views.BLOCK_ROLLBACK_REASON, views.INPUT_ROLLBACK_REASON): "why"}),
+        private_metadata=metadata,
+        user_id=APPROVER,
+    )
+    assert _no_crash(world, form) == 200
 
 
 # ---------------------------------------------------------------- fuzz
