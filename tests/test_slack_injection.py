@@ -162,6 +162,9 @@ def test_hostile_text_through_every_verb_and_the_modal_is_escaped_in_every_messa
     assert sw.world.alias() == ("1", {})
     command(f"history {FN}")
     sw.dispatch(req.app_home_opened(APPROVER))
+    # A button value naming a hostile deployment (no real button carries one) is refused without echoing it.
+    for action in (views.ACTION_HOLD, views.ACTION_PROMOTE, views.ACTION_ROLLBACK):
+        click(action, json.dumps({"d": HOSTILE, "r": 1}))
 
     said = _everything_said(sw, acks)
     # The hostile text did reach the channel and the thread (rollback broadcast, parent, hold note) — escaped.
