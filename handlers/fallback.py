@@ -29,7 +29,9 @@ def register(app: App, deps: Deps) -> None:
         actions = body.get("actions") or [{}]
         log.info("unknown action_id %r", str(actions[0].get("action_id"))[:80])
         if body.get("response_url"):
-            respond(text=UNKNOWN_BUTTON, replace_original=False, response_type="ephemeral")
+            deps.answer(
+                respond, {"text": UNKNOWN_BUTTON, "replace_original": False, "response_type": "ephemeral"}
+            )
 
     def unknown_view(ack: Ack, body: dict[str, Any]) -> None:
         log.info("unknown view callback_id %r", str((body.get("view") or {}).get("callback_id"))[:80])
