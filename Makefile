@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test check lint typecheck demo bench clean
+.PHONY: install test check lint typecheck demo bench clean test-floors
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,5 +32,20 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# The lowest dependency versions pyproject.toml allows (floors.txt), in their own venv, on the tests that
+# touch each dependency's features we rely on. Slow (a fresh install); not part of `make test`/CI.
+FLOORS_VENV := .venv-floors
+FLOOR_TESTS := tests/test_alarm_queue.py tests/test_sns_verify.py tests/test_http_server.py \
+	tests/test_slack_flow.py tests/test_no_500.py tests/test_percentages.py tests/test_scheduler.py \
+	tests/test_charts.py tests/test_judge.py tests/test_store_contract.py tests/test_traffic_contract.py
+
+test-floors:
+	rm -rf $(FLOORS_VENV)
+	$(PYTHON) -m venv $(FLOORS_VENV)
+	$(FLOORS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(FLOORS_VENV)/bin/python -m pip install --quiet -c floors.txt -e '.[demo]' pytest hypothesis
+	$(FLOORS_VENV)/bin/python -m pip list --format=freeze | grep -iE '^(boto3|botocore|slack|pydantic|apscheduler|pyyaml|waitress|cryptography|matplotlib|scipy|moto|numpy)'
+	$(FLOORS_VENV)/bin/python -m pytest $(FLOOR_TESTS)
+
 clean:
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) $(FLOORS_VENV) *.egg-info

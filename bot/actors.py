@@ -33,8 +33,28 @@ class Actor(BaseModel):
         return f"cli:{self.id}"
 
     @property
+    def key(self) -> str:
+        """Who the actor is, without the name they go by: 'slack:U123', 'cli:root', 'canary-bot'.
+
+        People are compared by this (two-person rule, "is this the starter"), never by `label`: a Slack name
+        can change, and two requests from the same user ID are the same person whatever name they carry.
+        """
+        return person_key(self.label)
+
+    def is_person(self, label: str) -> bool:
+        """Whether an audit label (e.g. a deployment's `created_by`) names this same person."""
+        return person_key(label) == self.key
+
+    @property
     def mention(self) -> str:
         return f"<@{self.id}>" if self.source == "slack" else self.name
+
+
+def person_key(label: str) -> str:
+    """The identity inside an audit label: 'slack:U123 (maria)' → 'slack:U123'; other labels are their own key."""
+    if label.startswith("slack:"):
+        return label.split(" ", 1)[0]
+    return label
 
 
 BOT = Actor(id=BOT_NAME, name=BOT_NAME, source="bot")
@@ -73,7 +93,7 @@ class Authorizer:
         if actor.source != "slack":
             return
         self._check_channel(actor, policy)
-        starter = deployment is not None and deployment.created_by == actor.label
+        starter = deployment is not None and actor.is_person(deployment.created_by)
         if action == "start":
             if policy.deployers and not self._listed(actor.id, policy.deployers + policy.approvers):
                 raise NotAuthorized(f"{actor.mention} is not allowed to start canaries of this function")

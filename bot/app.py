@@ -20,7 +20,7 @@ from bot.outbox import Outbox
 from bot.service import CanaryService
 from bot.soak import SoakRunner
 from commands.base import Deps
-from handlers import actions, home, modals, slash
+from handlers import actions, fallback, home, modals, replays, slash
 
 T = TypeVar("T")
 LISTENER_THREADS = 16
@@ -77,6 +77,7 @@ def create_app(
         listener_executor=executor,
     )
     deps = Deps(service=service, clock=service.clock, soak=soak, outbox=outbox)
-    for surface in (slash, actions, modals, home):
+    # replays first (a middleware: runs before every listener); fallback last (what no other listener takes)
+    for surface in (replays, slash, actions, modals, home, fallback):
         surface.register(app, deps)
     return app

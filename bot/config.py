@@ -12,7 +12,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.model import Thresholds
-from bot.units import Duration, Percent
+from bot.units import TYPED, Duration, Percent
 
 
 class Settings(BaseSettings):
@@ -117,12 +117,13 @@ class Policy(BaseModel):
     defaults: dict[str, Any] = Field(default_factory=dict)
     functions: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
-    def for_function(self, function: str) -> FunctionPolicy | None:
-        """The merged policy, or None when the function is not listed."""
+    def for_function(self, function: str, *, typed: bool = False) -> FunctionPolicy | None:
+        """The merged policy, or None when the function is not listed. `typed`: the data came from a file
+        people wrote, so percentages must carry their % sign (see bot.units.parse_percent)."""
         if function not in self.functions:
             return None
         merged = _deep_merge(self.defaults, self.functions[function] or {})
-        return FunctionPolicy.model_validate(merged)
+        return FunctionPolicy.model_validate(merged, context=TYPED if typed else None)
 
     def function_names(self) -> list[str]:
         return sorted(self.functions)
@@ -177,12 +178,12 @@ def load_policy(path: Path | None) -> Policy:
     except ValidationError as exc:
         raise PolicyError(_explain(source, exc, prefix=())) from exc
     try:
-        CanaryDefaults.model_validate(policy.defaults)
+        CanaryDefaults.model_validate(policy.defaults, context=TYPED)
     except ValidationError as exc:
         raise PolicyError(_explain(source, exc, prefix=("defaults",))) from exc
     for name in policy.function_names():
         try:
-            policy.for_function(name)
+            policy.for_function(name, typed=True)
         except ValidationError as exc:
             raise PolicyError(_explain(source, exc, prefix=("functions", name))) from exc
     return policy
@@ -192,7 +193,7 @@ def _explain(source: str, exc: ValidationError, prefix: tuple[str, ...]) -> str:
     first = exc.errors()[0]
     loc = tuple(str(part) for part in first["loc"])
     path = ".".join(prefix + loc) or "(top level)"
-    reason = first["msg"]
+    reason = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         reason = "unknown key (misspelt?)"
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
@@ -39,6 +40,9 @@ HealthCheck = Callable[[], tuple[bool, dict[str, Any]]]
 SLACK_PATHS: Final = frozenset({"/slack/events", "/slack/interactive", "/slack/commands"})
 SNS_PATH: Final = "/sns"
 HEALTH_PATH: Final = "/healthz"
+
+# Seconds since the epoch, in ASCII digits: str.isdigit() also accepts '²', which int() then refuses.
+_TIMESTAMP: Final = re.compile(r"[0-9]{1,15}")
 
 # Slack payloads stay far below this and SNS messages are at most 256 KiB; anything bigger is not ours.
 MAX_BODY_BYTES: Final = 1024 * 1024
@@ -193,11 +197,23 @@ def _dispatch(
 
 
 def _to_bolt(app: App, body: bytes, headers: dict[str, str], query: str) -> _Response:
+    """Hand a request to Bolt, which checks its signature; what Bolt cannot even read is answered here.
+
+    A timestamp that is not a number cannot carry a valid signature (401); a body Bolt cannot parse (bad JSON,
+    a payload that is not an object) is a malformed request (400). Neither is our failure, so no 500.
+    """
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         return _text(400, "Body is not UTF-8")
-    bolt_response = app.dispatch(BoltRequest(body=text, query=query, headers=dict(headers)))
+    if not _TIMESTAMP.fullmatch(headers.get("x-slack-request-timestamp", "").strip()):
+        return _text(401, "Unauthorized")
+    try:
+        request = BoltRequest(body=text, query=query, headers=dict(headers))
+    except Exception as exc:  # Bolt parses the body before it checks the signature
+        log.warning("malformed Slack request: %s", type(exc).__name__)
+        return _text(400, "Malformed request")
+    bolt_response = app.dispatch(request)
     out_headers = [(name, value) for name, values in bolt_response.headers.items() for value in values]
     return _Response(bolt_response.status, out_headers, bolt_response.body.encode("utf-8"))
 

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bot.units import Percent
+
 
 class State(StrEnum):
     PLANNED = "planned"  # previewed, not confirmed: the alias is untouched
@@ -60,13 +62,14 @@ class Thresholds(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    error_rate: float | None = 0.001  # fail when > this fraction
+    # Percentages are fractions inside (0.001 = 0.1%); the policy file writes them with % ("0.1%").
+    error_rate: Percent | None = 0.001  # fail when > this fraction
     p95_ms: float | None = 100.0  # fail when >
     p99_ms: float | None = 300.0  # fail when >
-    cache_hit_rate: float | None = 0.80  # fail when <
+    cache_hit_rate: Percent | None = 0.80  # fail when <
     cache_miss_p95_ms: float | None = 300.0  # fail when >
     # Optional, relative to stable in the same window (Kayenta-style); None = off.
-    max_error_rate_increase: float | None = None  # canary - stable, absolute fraction
+    max_error_rate_increase: Percent | None = None  # canary - stable, absolute fraction
     max_p95_ratio: float | None = None  # canary p95 / stable p95
 
 

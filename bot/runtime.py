@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -75,10 +76,43 @@ class Runtime:
     alarm_queue: Any | None  # bot.aws.alarm_queue.AlarmQueue
     outbox: OutboxDrainer
     outbox_worker: BackgroundDrainer | None = None  # None when inline (tests, the demo): drained at once
+    alarm_thread: threading.Thread | None = None
+    started: bool = False
+
+    def start_background(self, stop: threading.Event) -> None:
+        """Start the outbox worker (first: messages left by an earlier run go out at once), the soak scheduler
+        and, when configured, the alarm queue poller (until `stop` is set)."""
+        if self.outbox_worker is not None:
+            self.outbox_worker.start()
+        self.scheduler.start()
+        if self.alarm_queue is not None:
+            self.alarm_thread = threading.Thread(
+                target=self.alarm_queue.run_forever, args=(stop,), name="alarm-queue", daemon=True
+            )
+            self.alarm_thread.start()
+        self.started = True
 
     def health(self) -> tuple[bool, dict[str, Any]]:
+        """Healthy when the store answers and, once started, the scheduler, the alarm poller and the outbox
+        worker are alive."""
         live = self.store.list_live()
-        return True, {"live_canaries": len(live), "time": self.clock.now().isoformat()}
+        details: dict[str, Any] = {"live_canaries": len(live), "time": self.clock.now().isoformat()}
+        if not self.started:
+            details["scheduler"] = "not started"
+            return True, details
+        scheduler_ok = self.scheduler.is_alive()
+        details["scheduler"] = "running" if scheduler_ok else "stopped"
+        queue_ok = True
+        if self.alarm_queue is None:
+            details["alarm_queue"] = "off"
+        else:
+            queue_ok = self.alarm_thread is not None and self.alarm_thread.is_alive()
+            details["alarm_queue"] = "polling" if queue_ok else "stopped"
+        outbox_ok = self.outbox_worker is None or self.outbox_worker.alive()
+        details["outbox"] = (
+            "inline" if self.outbox_worker is None else ("delivering" if outbox_ok else "stopped")
+        )
+        return scheduler_ok and queue_ok and outbox_ok, details
 
 
 def build_runtime(

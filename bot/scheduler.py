@@ -118,6 +118,13 @@ class SoakScheduler:
             with self._busy:
                 pass
 
+    def is_alive(self) -> bool:
+        """Started, not shut down, and APScheduler's thread still running (for /healthz)."""
+        if self._stopping.is_set() or not self.scheduler.running:
+            return False
+        thread = getattr(self.scheduler, "_thread", None)  # BackgroundScheduler's worker thread
+        return thread is None or bool(thread.is_alive())
+
     # ------------------------------------------------------------ jobs
     def run_tick(self) -> None:
         """The interval job (and every deadline job): tick, then re-derive the deadline jobs."""

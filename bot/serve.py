@@ -23,6 +23,11 @@ log = logging.getLogger(__name__)
 
 
 def serve_main(args: Sequence[str], console: Console) -> int:
+    if list(args) in (["--help"], ["-h"]):
+        console.say(
+            "usage: canary-bot serve   (configured by the environment: see the README's Configuration)"
+        )
+        return 0
     if args:
         console.warn(
             f"error: serve takes no arguments (got {' '.join(args)}); configure it with the environment"
@@ -69,13 +74,7 @@ def _run(runtime: Any, *, socket_mode: bool, console: Console) -> int:
     from bot.http_server import BackgroundServer, make_wsgi_app, serve
 
     stop = threading.Event()
-    if runtime.outbox_worker is not None:
-        runtime.outbox_worker.start()  # first: messages left by an earlier run go out at once
-    runtime.scheduler.start()
-    if runtime.alarm_queue is not None:
-        threading.Thread(
-            target=runtime.alarm_queue.run_forever, args=(stop,), name="alarm-queue", daemon=True
-        ).start()
+    runtime.start_background(stop)
     settings = runtime.settings
     try:
         if socket_mode:

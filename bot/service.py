@@ -444,8 +444,21 @@ class CanaryService:
         d, after = self._landed(result)
         return self._answer(d, "next_step", after)
 
-    def hold(self, function: str, alias: str | None, actor: Actor, *, reason: str | None) -> ActionResult:
-        d = self._actionable(function, alias, actor, "hold", "hold")
+    # A button passes the deployment and revision it was rendered for (`deployment_id`, `expected_revision`):
+    # a click from an ended deployment's message, or from before a later change, is refused by _actionable.
+    def hold(
+        self,
+        function: str,
+        alias: str | None,
+        actor: Actor,
+        *,
+        reason: str | None,
+        deployment_id: str | None = None,
+        expected_revision: int | None = None,
+    ) -> ActionResult:
+        d = self._actionable(
+            function, alias, actor, "hold", "hold", deployment_id=deployment_id, revision=expected_revision
+        )
         why = reason or f"held by {actor.name}"
         d = self._transition(canary.hold(d, now=self.clock.now(), actor=actor.label, reason=why))
         self._notify(self._noted(d, actor, "held", why))
@@ -453,8 +466,24 @@ class CanaryService:
             deployment=d, message=f"held: {d.key}; traffic stays {_pct(d.weight)} on the canary"
         )
 
-    def resume(self, function: str, alias: str | None, actor: Actor) -> ActionResult:
-        d = self._actionable(function, alias, actor, "resume", "resume")
+    def resume(
+        self,
+        function: str,
+        alias: str | None,
+        actor: Actor,
+        *,
+        deployment_id: str | None = None,
+        expected_revision: int | None = None,
+    ) -> ActionResult:
+        d = self._actionable(
+            function,
+            alias,
+            actor,
+            "resume",
+            "resume",
+            deployment_id=deployment_id,
+            revision=expected_revision,
+        )
         self._check_routing(d, self.traffic.get_alias(d.function, d.alias))
         d = self._transition(canary.resume(d, now=self.clock.now(), actor=actor.label))
         self._notify(self._noted(d, actor, "resumed", None))
@@ -467,9 +496,18 @@ class CanaryService:
         actor: Actor,
         *,
         by: timedelta,
+        deployment_id: str | None = None,
         expected_revision: int | None = None,
     ) -> ActionResult:
-        d = self._actionable(function, alias, actor, "extend", "extend", revision=expected_revision)
+        d = self._actionable(
+            function,
+            alias,
+            actor,
+            "extend",
+            "extend",
+            deployment_id=deployment_id,
+            revision=expected_revision,
+        )
         d = self._transition(canary.extend(d, by=by, now=self.clock.now(), actor=actor.label))
         self._notify(self._noted(d, actor, "extended", f"soak extended by {_dur(by)}"))
         ends = f" to {d.soak_ends_at:%H:%M} UTC" if d.soak_ends_at else ""
@@ -668,7 +706,7 @@ class CanaryService:
         if live is None:
             return
         if live.state is State.PLANNED and (
-            now - live.created_at > self._plan_ttl or live.created_by == actor.label
+            now - live.created_at > self._plan_ttl or actor.is_person(live.created_by)
         ):
             self._transition(
                 canary.cancel(live, now=now, actor=actor.label, reason="superseded by a new plan")

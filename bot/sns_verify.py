@@ -14,10 +14,11 @@ import re
 import ssl
 import threading
 import urllib.request
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from http.client import HTTPMessage
-from typing import IO, Final
+from typing import IO, Final, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from cryptography import x509
@@ -31,11 +32,19 @@ from bot.clock import SystemClock
 from bot.ports import Clock
 
 Fetcher = Callable[[str], bytes]
+_T = TypeVar("_T")
 
 SNS_CERT_CN: Final = "sns.amazonaws.com"
 FETCH_TIMEOUT_SECONDS: Final = 5.0
 MAX_CERT_BYTES: Final = 64 * 1024
 MAX_CACHED_CERTS: Final = 32
+# A URL whose certificate could not be fetched or used is refused from memory for a while, so a flood of
+# forged messages naming it costs one fetch, not one each.
+MAX_CACHED_FAILURES: Final = 256
+FAILURE_TTL: Final = timedelta(minutes=1)
+# At most this many fetches of certificates not in the cache per minute: forged messages naming a different
+# URL each cannot tie up the HTTP workers with a fetch each. SNS retries a refused delivery later.
+NEW_CERT_FETCHES_PER_MINUTE: Final = 10
 
 # The string to sign: these keys, in this order, each as "Key\nValue\n" (AWS, "Verifying the signatures of
 # Amazon SNS messages"). Subject is signed only when the notification has one.
@@ -74,7 +83,12 @@ class SnsVerificationError(Exception):
 
 
 class SnsVerifier:
-    """Checks SNS envelopes against an allowlist of topics. Thread-safe; caches certificates by URL."""
+    """Checks SNS envelopes against an allowlist of topics. Thread-safe.
+
+    Certificates are cached by URL (LRU of MAX_CACHED_CERTS, for `cert_cache_ttl`), and so are failures (LRU
+    of MAX_CACHED_FAILURES, for `failure_ttl`); concurrent requests for one URL share one fetch, and new URLs
+    are fetched at most NEW_CERT_FETCHES_PER_MINUTE times a minute.
+    """
 
     def __init__(
         self,
@@ -84,13 +98,20 @@ class SnsVerifier:
         *,
         expected_cert_cn: str | None = SNS_CERT_CN,
         cert_cache_ttl: timedelta = timedelta(hours=1),
+        failure_ttl: timedelta = FAILURE_TTL,
+        fetches_per_minute: int = NEW_CERT_FETCHES_PER_MINUTE,
     ) -> None:
         self._allowed_topics = frozenset(allowed_topics)
         self._fetch = cert_fetcher or fetch_https
         self._clock: Clock = clock or SystemClock()
         self._expected_cn = expected_cert_cn  # None skips the subject check (only for odd test setups)
         self._ttl = cert_cache_ttl
-        self._certs: dict[str, tuple[x509.Certificate, datetime]] = {}
+        self._failure_ttl = failure_ttl
+        self._fetch_budget = fetches_per_minute
+        self._certs: OrderedDict[str, tuple[x509.Certificate, datetime]] = OrderedDict()
+        self._failures: OrderedDict[str, tuple[str, datetime]] = OrderedDict()
+        self._in_flight: dict[str, threading.Event] = {}
+        self._recent_fetches: deque[datetime] = deque()
         self._lock = threading.Lock()
 
     def verify(self, envelope: SnsEnvelope) -> None:
@@ -138,18 +159,8 @@ class SnsVerifier:
         return topic_region(topic_arn)
 
     def _certificate(self, url: str) -> x509.Certificate:
+        certificate = self._cached_or_fetched(url)
         now = self._clock.now()
-        with self._lock:
-            cached = self._certs.get(url)
-        if cached is not None and now - cached[1] < self._ttl:
-            certificate = cached[0]
-        else:
-            certificate = self._load(url)
-            with self._lock:
-                if len(self._certs) >= MAX_CACHED_CERTS:
-                    oldest = min(self._certs, key=lambda u: self._certs[u][1])
-                    del self._certs[oldest]
-                self._certs[url] = (certificate, now)
         # Checked on every use: a cached certificate can expire while cached.
         if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
             raise SnsVerificationError(
@@ -157,6 +168,60 @@ class SnsVerifier:
                 f"to {certificate.not_valid_after_utc:%Y-%m-%d})"
             )
         return certificate
+
+    def _cached_or_fetched(self, url: str) -> x509.Certificate:
+        """From the cache, or from the one fetch in flight for this URL, or fetched now (within the budget)."""
+        for _attempt in range(2):
+            with self._lock:
+                found = self._from_cache(url, self._clock.now())
+                if found is not None:
+                    return found
+                waiting = self._in_flight.get(url)
+                if waiting is None:
+                    self._spend_fetch_budget(self._clock.now())
+                    self._in_flight[url] = threading.Event()
+            if waiting is None:
+                return self._fetch_and_cache(url)
+            waiting.wait(FETCH_TIMEOUT_SECONDS + 1)  # another request is fetching this URL: share its answer
+        raise SnsVerificationError("signing certificate fetch still in progress; try again")
+
+    def _from_cache(self, url: str, now: datetime) -> x509.Certificate | None:
+        """A fresh certificate, None when unknown, or the cached failure raised again. Holds the lock."""
+        cached = self._certs.get(url)
+        if cached is not None and now - cached[1] < self._ttl:
+            self._certs.move_to_end(url)
+            return cached[0]
+        failed = self._failures.get(url)
+        if failed is not None and now - failed[1] < self._failure_ttl:
+            raise SnsVerificationError(f"{failed[0]} (remembered; not fetched again)")
+        return None
+
+    def _spend_fetch_budget(self, now: datetime) -> None:
+        """Holds the lock."""
+        while self._recent_fetches and now - self._recent_fetches[0] >= timedelta(minutes=1):
+            self._recent_fetches.popleft()
+        if len(self._recent_fetches) >= self._fetch_budget:
+            raise SnsVerificationError(
+                f"more than {self._fetch_budget} unknown signing certificates in the last minute; "
+                "not fetching more for now"
+            )
+        self._recent_fetches.append(now)
+
+    def _fetch_and_cache(self, url: str) -> x509.Certificate:
+        try:
+            certificate = self._load(url)
+        except SnsVerificationError as exc:
+            with self._lock:
+                _put(self._failures, url, (exc.reason, self._clock.now()), MAX_CACHED_FAILURES)
+            raise
+        else:
+            with self._lock:
+                self._failures.pop(url, None)
+                _put(self._certs, url, (certificate, self._clock.now()), MAX_CACHED_CERTS)
+            return certificate
+        finally:
+            with self._lock:
+                self._in_flight.pop(url).set()
 
     def _load(self, url: str) -> x509.Certificate:
         try:
@@ -178,6 +243,14 @@ class SnsVerifier:
 
 
 # ---------------------------------------------------------------- helpers
+def _put(cache: OrderedDict[str, _T], key: str, value: _T, bound: int) -> None:
+    """Insert as the most recent entry, dropping the least recently used beyond `bound`."""
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > bound:
+        cache.popitem(last=False)
+
+
 def string_to_sign(envelope: SnsEnvelope) -> bytes:
     """The exact bytes SNS signed for this envelope."""
     # SubscriptionConfirmation and UnsubscribeConfirmation share one field list.

@@ -15,12 +15,14 @@ from typing import Annotated, Literal, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.units import UnitError, parse_duration
+from bot.units import UnitError, parse_duration, parse_percent
 
 FUNCTION_NAME = re.compile(
     r"^[A-Za-z0-9_-]{1,64}$|^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+$"
 )
 VERSION = re.compile(r"^[1-9][0-9]{0,9}$")
+# Lambda's own rule for alias names: letters, digits, - and _, not all digits, at most 128.
+ALIAS_NAME = re.compile(r"^(?![0-9]+$)[A-Za-z0-9_-]{1,128}$")
 ENV_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 USAGE: dict[str, str] = {
@@ -167,12 +169,12 @@ def _humanise(message: str) -> str:
 
 
 def parse_weight(text: str, verb: str = "start") -> float:
-    """A canary weight: '5%', '5' or '2.5%'; strictly between 0% and 100%."""
-    raw = text.strip()
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*%?", raw)
-    if not match:
-        raise UsageError(f"weight {text!r} is not a percentage (try 5%)", verb)
-    pct = float(match.group(1))
+    """A canary weight: '5%' or '2.5%' (the % is required, as everywhere); strictly between 0% and 100%."""
+    try:
+        fraction = parse_percent(text, bounded=False)
+    except UnitError as exc:
+        raise UsageError(f"weight: {exc}", verb) from exc
+    pct = fraction * 100
     if not 0 < pct < 100:
         raise UsageError(
             f"weight {text!r} must be strictly between 0% and 100% "
@@ -233,8 +235,15 @@ def _parse(parser: _Parser, rest: list[str]) -> argparse.Namespace:
 
 
 def _with_alias(parser: _Parser) -> _Parser:
-    parser.add_argument("--alias")
+    parser.add_argument("--alias", type=_alias_name)
     return parser
+
+
+def _alias_name(text: str) -> str:
+    if not ALIAS_NAME.match(text):
+        # argparse turns this into "argument --alias: invalid _alias_name value: '…'"; say it plainly instead.
+        raise argparse.ArgumentTypeError(f"{text!r} is not a Lambda alias name (letters, digits, - and _)")
+    return text
 
 
 def _parse_start(rest: list[str]) -> StartArgs:

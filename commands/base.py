@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,7 +70,7 @@ def ack_now(ack: Ack) -> None:
 def error_reply(exc: BaseException, verb: str | None) -> Reply:
     """Bad input: what was wrong and the usage line. Refusals: why. Never a traceback."""
     if isinstance(exc, UsageError):
-        return Reply(text=f"⚠️ {exc.message}", blocks=views.error_blocks(exc.message, exc.usage))
+        return usage_reply(exc)
     if isinstance(exc, NotFound | NotInPolicy | InvalidPlan | PolicyError):
         usage = UsageError("", verb).usage
         return Reply(text=f"⚠️ {exc}", blocks=views.error_blocks(str(exc), usage))
@@ -86,6 +87,11 @@ def error_reply(exc: BaseException, verb: str | None) -> Reply:
     return Reply(text=message, blocks=views.refusal_blocks(message))
 
 
+def usage_reply(exc: UsageError) -> Reply:
+    """Bad input, answered to the asker alone. The message echoes what they typed: escaped, like all user text."""
+    return Reply(text=f"⚠️ {views.escape(exc.message)}", blocks=views.error_blocks(exc.message, exc.usage))
+
+
 def safely(verb: str | None, work: Callable[[], Reply]) -> Reply:
     try:
         return work()
@@ -93,11 +99,20 @@ def safely(verb: str | None, work: Callable[[], Reply]) -> Reply:
         return error_reply(exc, verb)
 
 
+_NOT_IN_ID = re.compile(r"[^A-Z0-9]")
+_NOT_IN_NAME = re.compile(r"[^\w.\-]")
+
+
 def slack_actor(body: dict[str, Any]) -> Actor:
-    """The person behind a slash command or an interaction payload."""
+    """The person behind a slash command or an interaction payload.
+
+    People are identified by their Slack user ID (U…/W…); the name is only for reading. Both are reduced to
+    the characters Slack uses for them, so neither can carry markup into a message or the audit log.
+    """
     user = body.get("user") or {}
-    user_id = body.get("user_id") or user.get("id") or "unknown"
+    user_id = _NOT_IN_ID.sub("", str(body.get("user_id") or user.get("id") or "")) or "unknown"
     name = body.get("user_name") or user.get("username") or user.get("name") or user_id
+    name = _NOT_IN_NAME.sub("", str(name))[:80] or user_id
     channel = body.get("channel") or {}
     container = body.get("container") or {}
     channel_id = body.get("channel_id") or channel.get("id") or container.get("channel_id")

@@ -16,10 +16,19 @@ def handle(args: HoldArgs, actor: Actor, deps: Deps) -> Reply:
     return safely("hold", work)
 
 
-def click(deployment_id: str, actor: Actor, deps: Deps) -> Reply:
+def click(deployment_id: str, revision: int, actor: Actor, deps: Deps) -> Reply:
+    """The Hold button: holds the deployment it was rendered for, at that revision, or nothing."""
+
     def work() -> Reply:
         d = deps.service.get(deployment_id)
-        result = deps.service.hold(d.function, d.alias, actor, reason=f"held by {actor.name} from Slack")
+        result = deps.service.hold(
+            d.function,
+            d.alias,
+            actor,
+            reason=f"held by {actor.name} from Slack",
+            deployment_id=deployment_id,
+            expected_revision=revision,
+        )
         return Reply(text=f"⏸ Held by {actor.mention}: {result.message}", replace_original=True)
 
     return safely("hold", work)

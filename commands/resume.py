@@ -14,11 +14,14 @@ def handle(args: TargetArgs, actor: Actor, deps: Deps) -> Reply:
     return safely("resume", work)
 
 
-def click(deployment_id: str, actor: Actor, deps: Deps) -> Reply:
+def click(deployment_id: str, revision: int, actor: Actor, deps: Deps) -> Reply:
+    """The Resume button: a stale one (someone held again since) is refused, never restarts the canary."""
+
     def work() -> Reply:
         d = deps.service.get(deployment_id)
-        return Reply(
-            text=f"▶️ {deps.service.resume(d.function, d.alias, actor).message}", replace_original=True
+        result = deps.service.resume(
+            d.function, d.alias, actor, deployment_id=deployment_id, expected_revision=revision
         )
+        return Reply(text=f"▶️ {result.message}", replace_original=True)
 
     return safely("resume", work)

@@ -33,7 +33,8 @@ def click(deployment_id: str, revision: int | None, reason: str, actor: Actor, d
             expected_revision=revision,
         )
         text = (
-            f"🔴 Rolled back by {actor.mention} at {deps.clock.now():%H:%M} UTC ({reason}): {result.message}"
+            f"🔴 Rolled back by {actor.mention} at {deps.clock.now():%H:%M} UTC ({views.escape(reason)}): "
+            f"{result.message}"
         )
         return Reply(text=text, blocks=views.outcome_blocks(text), replace_original=True)
 

@@ -34,9 +34,11 @@ CLICKS: dict[str, Click] = {
     views.ACTION_PROMOTE: lambda ref, actor, deps: promote.click(
         ref.deployment_id, ref.revision, actor, deps
     ),
-    views.ACTION_EXTEND: lambda ref, actor, deps: extend.click(ref.deployment_id, ref.revision, actor, deps),
-    views.ACTION_HOLD: lambda ref, actor, deps: hold.click(ref.deployment_id, actor, deps),
-    views.ACTION_RESUME: lambda ref, actor, deps: resume.click(ref.deployment_id, actor, deps),
+    views.ACTION_EXTEND: lambda ref, actor, deps: extend.click(
+        ref.deployment_id, ref.revision, ref.extra.get("by"), actor, deps
+    ),
+    views.ACTION_HOLD: lambda ref, actor, deps: hold.click(ref.deployment_id, ref.revision, actor, deps),
+    views.ACTION_RESUME: lambda ref, actor, deps: resume.click(ref.deployment_id, ref.revision, actor, deps),
 }
 
 

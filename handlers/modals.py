@@ -36,8 +36,13 @@ def register(app: App, deps: Deps) -> None:
         reason = _reason(view)
         if not reason:
             return
-        meta = json.loads(view.get("private_metadata") or "{}")
-        ref = views.parse_button_value(meta.get("button") or "")
+        try:
+            meta = json.loads(view.get("private_metadata") or "{}")
+            ref = views.parse_button_value(meta.get("button") or "")
+        except (ValueError, AttributeError, TypeError) as exc:
+            # Only a form this bot did not open gets here: nothing to act on, nobody to answer.
+            log.warning("rollback form with unreadable metadata: %s", exc)
+            return
         reply = rollback.click(ref.deployment_id, meta.get("revision"), reason, slack_actor(body), deps)
         response_url = meta.get("response_url")
         if response_url:

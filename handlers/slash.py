@@ -3,16 +3,17 @@ asker (ephemeral)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot import views
 from bot.verbs import UsageError, parse_text
 from commands import HANDLERS, Deps
-from commands.base import slack_actor
+from commands.base import slack_actor, usage_reply
 
 COMMAND = "/canary"
+log = logging.getLogger(__name__)
 
 
 def register(app: App, deps: Deps) -> None:
@@ -21,11 +22,16 @@ def register(app: App, deps: Deps) -> None:
         try:
             parse_text(body.get("text") or "")
         except UsageError as exc:
-            ack(text=f"⚠️ {exc.message}", blocks=views.error_blocks(exc.message, exc.usage))
+            reply = usage_reply(exc)
+            ack(text=reply.text, blocks=reply.blocks)
             return
         ack()
 
     def run(body: dict[str, Any], respond: Respond) -> None:
+        if not body.get("response_url"):
+            # Slack always sends one; without it the asker could never be told what happened, so do nothing.
+            log.warning("/canary without a response_url: not run")
+            return
         try:
             args = parse_text(body.get("text") or "")
         except UsageError:

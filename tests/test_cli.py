@@ -98,7 +98,7 @@ def test_json_output_is_machine_readable(aws: Moto) -> None:
 
 
 def test_json_errors_carry_the_message_and_usage(aws: Moto) -> None:
-    assert aws.run(f"start {LEGO_API} 2 --weight 0 --json") == 2
+    assert aws.run(f"start {LEGO_API} 2 --weight 0% --json") == 2
     payload = json.loads(aws.out.getvalue())
     assert payload["ok"] is False and "between 0% and 100%" in payload["message"]
     assert payload["usage"].startswith("usage: start FUNCTION")
@@ -111,9 +111,9 @@ def test_json_errors_carry_the_message_and_usage(aws: Moto) -> None:
         (f"start {LEGO_API} 2 --alias staging --yes", 2, "alias staging not found"),
         (f"start {LEGO_API} 7 --yes", 2, "version 7"),
         (f"start {LEGO_API} 1 --yes", 2, "already the stable version"),
-        (f"start {LEGO_API} 2 --weight 0 --yes", 2, "between 0% and 100%"),
-        (f"start {LEGO_API} 2 --weight 100 --yes", 2, "between 0% and 100%"),
-        (f"start {LEGO_API} 2 --weight 150 --yes", 2, "between 0% and 100%"),
+        (f"start {LEGO_API} 2 --weight 0% --yes", 2, "between 0% and 100%"),
+        (f"start {LEGO_API} 2 --weight 100% --yes", 2, "between 0% and 100%"),
+        (f"start {LEGO_API} 2 --weight 150% --yes", 2, "between 0% and 100%"),
         (f"start {LEGO_API} 2 --weight abc --yes", 2, "'abc' is not a percentage"),
         (f"start {LEGO_API} 2 --weight 5%% --yes", 2, "'5%%' is not a percentage"),
         (f"start {LEGO_API} 2 --soak forever --yes", 2, "not a duration"),
@@ -139,7 +139,7 @@ def test_bad_input_gets_a_specific_message_the_usage_line_and_changes_nothing(
 
 def test_a_second_start_while_one_is_live_is_refused_with_exit_3(aws: Moto) -> None:
     aws.run(f"start {LEGO_API} 2 --yes")
-    assert aws.run(f"start {LEGO_API} 2 --weight 10 --yes", user="joe") == 3
+    assert aws.run(f"start {LEGO_API} 2 --weight 10% --yes", user="joe") == 3
     assert "already has a live canary" in aws.err.getvalue()
     assert aws.alias() == ("1", {"2": 0.05})
 

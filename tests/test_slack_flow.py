@@ -75,7 +75,7 @@ def test_cancel_button_cancels_the_plan_without_touching_the_alias(sw: SlackWorl
     ("text", "expected"),
     [
         ("frobnicate", "unknown verb 'frobnicate'"),
-        (f"start {FN} 2 --weight 150", "between 0% and 100%"),
+        (f"start {FN} 2 --weight 150%", "between 0% and 100%"),
         ("start", "missing function"),
         (f"rollback {FN} --reason", "expected one argument"),
     ],

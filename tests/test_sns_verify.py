@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -10,7 +12,13 @@ import pytest
 
 from bot.alarm_event import SnsEnvelope, parse_sns_body
 from bot.clock import ManualClock
-from bot.sns_verify import SnsVerificationError, SnsVerifier
+from bot.sns_verify import (
+    MAX_CACHED_CERTS,
+    MAX_CACHED_FAILURES,
+    NEW_CERT_FETCHES_PER_MINUTE,
+    SnsVerificationError,
+    SnsVerifier,
+)
 from tests.support.sns_signing import (
     NOW,
     REGION,
@@ -268,12 +276,17 @@ def test_cached_certificate_is_fetched_again_after_its_ttl(
     assert certs.fetches == [identity.cert_url, identity.cert_url]
 
 
-def test_failed_fetch_is_not_cached(verifier: SnsVerifier, certs: CertServer) -> None:
+def test_a_failed_fetch_is_remembered_for_a_minute_then_tried_again(
+    verifier: SnsVerifier, certs: CertServer, clock: ManualClock
+) -> None:
     late = make_identity()
     with pytest.raises(SnsVerificationError):
         verifier.verify(envelope(notification(alarm_message(), late)))
     certs.add(late)
+    assert "remembered" in refused(verifier, notification(alarm_message(), late))
+    clock.advance(timedelta(minutes=1))
     verifier.verify(envelope(notification(alarm_message(), late)))
+    assert certs.fetches == [late.cert_url, late.cert_url]
 
 
 def test_cached_certificate_that_expires_is_refused(certs: CertServer, clock: ManualClock) -> None:
@@ -370,3 +383,61 @@ def test_unsubscribe_confirmation_is_verified_with_the_confirmation_fields(
     verifier.verify(envelope(sign(document, identity)))
     document["Token"] = "forged"
     assert "signature does not match" in refused(verifier, document)
+
+
+# ---------------------------------------------------------------- floods of forged messages
+def test_a_flood_naming_one_bad_certificate_url_costs_one_fetch(
+    verifier: SnsVerifier, certs: CertServer
+) -> None:
+    forger = make_identity()  # its certificate is not served: every fetch of its URL fails
+    for _ in range(200):
+        refused(verifier, notification(alarm_message(), forger))
+    assert certs.fetches == [forger.cert_url]
+
+
+def test_a_flood_naming_a_new_url_each_time_is_fetched_at_most_the_budget_per_minute(
+    verifier: SnsVerifier, certs: CertServer, identity: SigningIdentity, clock: ManualClock
+) -> None:
+    reasons = [refused(verifier, notification(alarm_message(), make_identity())) for _ in range(50)]
+    assert len(certs.fetches) == NEW_CERT_FETCHES_PER_MINUTE
+    assert "not fetching more" in reasons[-1]
+    clock.advance(timedelta(minutes=1))
+    verifier.verify(envelope(notification(alarm_message(), identity)))  # the real topic's messages pass again
+
+
+def test_concurrent_requests_for_one_url_share_one_fetch(
+    certs: CertServer, identity: SigningIdentity
+) -> None:
+    gate = threading.Event()
+
+    def slow_fetch(url: str) -> bytes:
+        gate.wait(5)
+        return certs(url)
+
+    verifier = SnsVerifier({TOPIC_ARN}, cert_fetcher=slow_fetch, clock=ManualClock(NOW))
+    errors: list[BaseException] = []
+
+    def verify() -> None:
+        try:
+            verifier.verify(envelope(notification(alarm_message(), identity)))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=verify) for _ in range(20)]
+    for t in threads:
+        t.start()
+    time.sleep(0.2)
+    gate.set()
+    for t in threads:
+        t.join(10)
+    assert errors == [] and certs.fetches == [identity.cert_url]
+
+
+def test_both_caches_are_bounded(certs: CertServer, clock: ManualClock) -> None:
+    verifier = SnsVerifier({TOPIC_ARN}, cert_fetcher=certs, clock=clock, fetches_per_minute=10_000)
+    for _ in range(MAX_CACHED_FAILURES + 20):
+        refused(verifier, notification(alarm_message(), make_identity()))
+    for _ in range(MAX_CACHED_CERTS + 5):
+        verifier.verify(envelope(notification(alarm_message(), certs.add(make_identity()))))
+    assert len(verifier._failures) <= MAX_CACHED_FAILURES
+    assert len(verifier._certs) <= MAX_CACHED_CERTS

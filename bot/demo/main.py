@@ -22,6 +22,9 @@ USAGE = "usage: canary-bot demo [--interactive | --cli]"
 
 
 def demo_main(args: Sequence[str], console: Console) -> int:
+    if list(args) in (["--help"], ["-h"]):
+        console.say(USAGE)
+        return 0
     if len(args) > 1 or (args and args[0] not in ("--interactive", "--cli")):
         console.warn(f"error: unknown demo option {' '.join(args)!r}")
         console.warn(USAGE)

@@ -34,7 +34,7 @@ from bot.views.notices import alarm_blocks, state_noted_blocks, traffic_changed_
 from bot.views.parent import headline, parent_blocks, parent_text
 from bot.views.plan import action_prompt_blocks, outcome_blocks, preview_blocks, rollback_reason_modal
 from bot.views.report import soak_report_blocks
-from bot.views.text import mention, who
+from bot.views.text import escape, mention, who
 from bot.views.watch import post_mortem_blocks, watch_alert_blocks, watch_check_in_blocks
 
 __all__ = [
@@ -56,6 +56,7 @@ __all__ = [
     "control_buttons",
     "decision_blocks",
     "error_blocks",
+    "escape",
     "headline",
     "help_blocks",
     "history_blocks",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -23,6 +24,9 @@ INPUT_ROLLBACK_REASON = "reason_input"
 
 # The [Extend 30 min] button; its value carries "by" so the listener need not know this number.
 EXTEND_BY = timedelta(minutes=30)
+
+# What a deployment id can look like ("d-20240501-1a2b3c"): anything else in a button is not ours.
+_DEPLOYMENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
 
 # Slack's limit on a button's value (and well under private_metadata's 3000).
 BUTTON_VALUE_MAX = 2000
@@ -58,8 +62,8 @@ def parse_button_value(value: str) -> ButtonRef:
     if not isinstance(data, dict):
         raise ValueError(f"not a canary-bot button value: {value!r:.80}")
     deployment_id, revision = data.pop("d", None), data.pop("r", None)
-    if not isinstance(deployment_id, str) or not deployment_id:
-        raise ValueError("button value has no deployment id")
+    if not isinstance(deployment_id, str) or not _DEPLOYMENT_ID.fullmatch(deployment_id):
+        raise ValueError("button value has no valid deployment id")
     if not isinstance(revision, int) or isinstance(revision, bool) or revision < 0:
         raise ValueError("button value has no valid revision")
     return ButtonRef(deployment_id=deployment_id, revision=revision, extra=data)

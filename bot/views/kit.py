@@ -22,7 +22,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.views.text import clip
+from bot.views.text import clip, escape
 
 SECTION_TEXT_MAX = 3000
 HEADER_TEXT_MAX = 150
@@ -60,10 +60,13 @@ def divider() -> DividerBlock:
 
 
 def code(text: str, *, title: str | None = None) -> SectionBlock:
-    """A copyable monospace block, optionally under a bold title; cut (inside the fence) to fit."""
+    """A copyable monospace block, optionally under a bold title; cut (inside the fence) to fit.
+
+    `text` is plain text (a document to copy, which may quote what people typed): it is escaped here.
+    """
     prefix = f"*{title}*\n" if title else ""
     room = SECTION_TEXT_MAX - len(prefix) - len("``````")
-    return SectionBlock(text=MarkdownTextObject(text=f"{prefix}```{clip(text, room)}```"))
+    return SectionBlock(text=MarkdownTextObject(text=f"{prefix}```{escape(clip(text, room))}```"))
 
 
 def confirm(

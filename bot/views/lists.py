@@ -25,7 +25,7 @@ from bot.views.kit import (
     section,
 )
 from bot.views.parent import CANARY_MARK, summary_lines
-from bot.views.text import BREACH, PASS, WARN, clip, clock, state_word, when, who
+from bot.views.text import BREACH, PASS, WARN, clip, clock, escape, state_word, when, who
 
 REFUSAL_MARK = "🚫"
 CANCELLED_MARK = "✖️"
@@ -46,7 +46,7 @@ def status_blocks(
         last = (latest or {}).get(d.id) or (latest or {}).get(d.key)
         lines = summary_lines(d, now=now, alias=entry.alias, last=last)
         if entry.alias_error:
-            lines.append(f"{WARN} could not read the alias: {entry.alias_error}")
+            lines.append(f"{WARN} could not read the alias: {escape(entry.alias_error)}")
         blocks += [section("\n".join(lines)), context(_identity(d, now))]
     blocks.append(_more(len(entries)))
     return render(blocks)
@@ -64,7 +64,7 @@ def history_blocks(entries: list[HistoryEntry], *, now: datetime) -> list[dict[s
             f"{state_word(d.state)} · {when(d.created_at, now)}"
         )
         if d.reason and d.state is not State.PROMOTED:
-            title += f"\n{clip(d.reason, 300)}"
+            title += f"\n{escape(clip(d.reason, 300))}"
         blocks += [section(title), context(_audit_lines(entry.audit))]
     blocks.append(_more(len(entries)))
     return render(blocks)
@@ -84,7 +84,7 @@ def _audit_lines(audit: list[AuditRecord]) -> str:
         return "no audit records"
     lines = []
     for record in shown:
-        why = f": {clip(record.reason, 120)}" if record.reason else ""
+        why = f": {escape(clip(record.reason, 120))}" if record.reason else ""
         lines.append(f"{clock(record.at)} {record.action.replace('_', ' ')} by {who(record.actor)}{why}")
     return clip("\n".join(lines), SECTION_TEXT_MAX)
 
@@ -112,7 +112,7 @@ def home_view(
         d = entry.deployment
         lines = summary_lines(d, now=now, alias=entry.alias)
         if entry.alias_error:
-            lines.append(f"{WARN} could not read the alias: {entry.alias_error}")
+            lines.append(f"{WARN} could not read the alias: {escape(entry.alias_error)}")
         buttons = control_buttons(d, HOME_CHOICES, may=_viewer_may(d, can_act))
         blocks += [divider(), section("\n".join(lines)), context(_identity(d, now)), actions(buttons)]
     return View(type="home", blocks=[b for b in blocks if b is not None]).to_dict()
@@ -137,10 +137,10 @@ def help_blocks(text: str) -> list[dict[str, Any]]:
 
 
 def error_blocks(message: str, usage: str | None = None) -> list[dict[str, Any]]:
-    """'⚠️ <what was wrong>' and, when known, the usage to type instead."""
-    blocks: list[Block | None] = [section(f"{WARN} {message}")]
+    """'⚠️ <what was wrong>' and, when known, the usage to type instead. Both may echo what was typed."""
+    blocks: list[Block | None] = [section(f"{WARN} {escape(message)}")]
     if usage:
-        blocks.append(context(f"Usage: `{usage}`"))
+        blocks.append(context(f"Usage: `{escape(usage)}`"))
     return render(blocks)
 
 

@@ -23,6 +23,7 @@ from bot.views.text import (
     WARN,
     clip,
     clock,
+    escape,
     is_bot,
     mention,
     percent,
@@ -81,7 +82,7 @@ def traffic_changed_blocks(
         return render([section(text), context(when(event.at, now), before, ends)])
     step = f"Step {d.step_index + 1}/{len(d.steps)}"
     ends = f"soak ends {clock(d.soak_ends_at)}" if d.soak_ends_at else ""
-    why = f"previous step: {event.reason}" if event.reason else ""
+    why = f"previous step: {escape(event.reason)}" if event.reason else ""
     text = f"{STEP_MARK} {step}: canary {c} now at {percent(d.weight)} · alias now {after} (stable {s})"
     return render([section(text), context(when(event.at, now), why, ends)])
 
@@ -102,7 +103,7 @@ def _rolled_back(event: TrafficChanged, *, policy: FunctionPolicy, now: datetime
     cause = rollback_cause(reason, automatic=automatic)
     people = f" {mention(policy.approvers)}" if policy.approvers else ""
     lines = [
-        f"*{BREACH} Rolled back {d.key} to v{d.stable_version} — {clip(reason, REASON_MAX)}*",
+        f"*{BREACH} Rolled back {d.key} to v{d.stable_version} — {escape(clip(reason, REASON_MAX))}*",
         timing,
         f"Next: {cause.next_steps.lower()} of v{d.canary_version}; the alias stays "
         f"{event.alias_after.describe()} until a new canary starts.{people}",
@@ -125,7 +126,7 @@ def state_noted_blocks(
 ) -> list[dict[str, Any]]:
     """Held, resumed, extended, cancelled, drift. `approvers` are mentioned on drift (people must look)."""
     d, by = event.deployment, who(event.actor, event.actor_mention)
-    reason = clip(event.reason, REASON_MAX) if event.reason else ""
+    reason = escape(clip(event.reason, REASON_MAX)) if event.reason else ""
     c = f"v{d.canary_version}"
     match event.what:
         case "held":
@@ -166,7 +167,11 @@ def state_noted_blocks(
 def alarm_blocks(event: AlarmAlert, *, policy: FunctionPolicy | None, now: datetime) -> list[dict[str, Any]]:
     """The seed's '🚨 Canary Deployment Alert' fields, plus what canary-bot did about it."""
     state = event.state.upper()
-    cells = [("Alarm", event.alarm_name), ("State", state), ("Reason", clip(event.reason, 1900))]
+    cells = [
+        ("Alarm", escape(event.alarm_name)),
+        ("State", escape(state)),
+        ("Reason", escape(clip(event.reason, 1900))),
+    ]
     if event.function:
         cells.append(("Function", event.function))
     if state == "OK":

@@ -10,7 +10,20 @@ from bot import canary
 from bot.judge import Outcome, PeriodVerdict
 from bot.model import AliasState, Deployment, State
 from bot.views.kit import context, render, section
-from bot.views.text import BREACH, HELD, PASS, WARN, clock, percent, progress_bar, relative, span, when, who
+from bot.views.text import (
+    BREACH,
+    HELD,
+    PASS,
+    WARN,
+    clock,
+    escape,
+    percent,
+    progress_bar,
+    relative,
+    span,
+    when,
+    who,
+)
 
 CANARY_MARK = "🐤"
 WATCH_MARK = "👀"
@@ -80,13 +93,13 @@ def _detail(d: Deployment, now: datetime, last: PeriodVerdict | None) -> str:
             return " · ".join(p for p in (_progress(d, now), _last_check(d, last)) if p)
         case State.HELD:
             held = f"{HELD} held {relative(d.held_at, now)}" if d.held_at else f"{HELD} held"
-            reason = f": {d.reason}" if d.reason else ""
+            reason = f": {escape(d.reason)}" if d.reason else ""
             return " · ".join(p for p in (_progress(d, d.held_at or now), f"{held}{reason}") if p)
         case State.AWAITING_APPROVAL:
             deadline = f" · decide by {when(d.approval_deadline, now)}" if d.approval_deadline else ""
             return f"{PASS} soak passed · approval needed{deadline}"
         case State.ROLLING_BACK:
-            return f"reverting: {d.reason}" if d.reason else "reverting"
+            return f"reverting: {escape(d.reason)}" if d.reason else "reverting"
         case State.PROMOTED | State.ROLLED_BACK | State.CANCELLED:
             verb = {
                 State.PROMOTED: "Promoted",
@@ -95,7 +108,7 @@ def _detail(d: Deployment, now: datetime, last: PeriodVerdict | None) -> str:
             }
             by = f" by {who(d.ended_by)}" if d.ended_by else ""
             at = f" · {when(d.ended_at, now)}" if d.ended_at else ""
-            reason = f" — {d.reason}" if d.reason and d.state is not State.PROMOTED else ""
+            reason = f" — {escape(d.reason)}" if d.reason and d.state is not State.PROMOTED else ""
             return f"{verb[d.state]}{by}{at}{reason}{_watch(d, now)}"
         case _:
             return ""

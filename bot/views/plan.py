@@ -25,6 +25,7 @@ from bot.views.kit import actions, button, confirm, context, render, section
 from bot.views.text import (
     WARN,
     clip,
+    escape,
     mention,
     percent,
     relative,
@@ -51,7 +52,7 @@ def preview_blocks(plan: StartPlan, *, now: datetime) -> list[dict[str, Any]]:
     ]
     blocks: list[Block | None] = [section("\n".join(lines))]
     if plan.alarms_overridden:
-        firing = ", ".join(f"`{name}`" for name in plan.alarms_overridden)
+        firing = ", ".join(f"`{escape(name)}`" for name in plan.alarms_overridden)
         blocks.append(section(f"{WARN} Starting although these alarms are in ALARM (override): {firing}"))
     blocks.append(
         actions(
@@ -153,7 +154,7 @@ def action_prompt_blocks(
         )
     lines = [title, f"*Now*  {alias.describe()}", f"*After*  {after}"]
     if action == "rollback" and why:
-        lines.append(f"*Reason*  {why}")
+        lines.append(f"*Reason*  {escape(why)}")
     facts = [f"canary {state_word(d.state)}"]
     if d.step_started_at is not None:
         facts.append(f"step started {relative(d.step_started_at, now)}")

@@ -23,6 +23,17 @@ HELD = "⏸"
 _SLACK_LABEL = re.compile(r"^slack:(?P<id>[UW][A-Z0-9_]+)(?: \((?P<name>.*)\))?$")
 
 
+# ---------------------------------------------------------------- user text
+def escape(text: str) -> str:
+    """User-supplied text made inert for Slack mrkdwn: `&`, `<`, `>` as Slack's entities.
+
+    Slack reads `<!channel>`, `<@U…>` and `<https://…|label>` as mentions and links: every piece of text a
+    person typed (reasons, names, values) goes through this before it reaches a message. Our own markup
+    (mentions we build, *bold*) is added around the escaped text, never inside it.
+    """
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 # ---------------------------------------------------------------- people
 def mention(approvers: Iterable[str]) -> str:
     """Slack IDs as mentions: U…/W… → <@U…>, S… (user group) → <!subteam^S…>; anything else as written."""
@@ -47,8 +58,8 @@ def who(actor: str, actor_mention: str = "") -> str:
     if match := _SLACK_LABEL.match(actor):
         return f"<@{match.group('id')}>"
     if actor.startswith("cli:"):
-        return actor[len("cli:") :]
-    return actor
+        return escape(actor[len("cli:") :])
+    return escape(actor)
 
 
 def is_bot(actor: str) -> bool:

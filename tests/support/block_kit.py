@@ -44,13 +44,19 @@ def assert_valid_view(view: Mapping[str, Any]) -> None:
 
 
 def text_of(blocks: Sequence[Mapping[str, Any]]) -> str:
-    """Every 'text' string in the blocks (sections, fields, context, buttons, confirms), one per line."""
+    """Every 'text' string in the blocks (sections, fields, context, buttons, confirms), one per line, as a
+    person reads it: Slack's three entities (`&lt;` `&gt;` `&amp;`) shown as the characters they stand for."""
     found: list[str] = []
     for node in _walk(blocks):
         value = node.get("text")
         if isinstance(value, str):
-            found.append(value)
+            found.append(shown(value))
     return "\n".join(found)
+
+
+def shown(text: str) -> str:
+    """How Slack displays escaped text."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def buttons_of(blocks: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
