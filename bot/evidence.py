@@ -1,0 +1,204 @@
+"""How much a count proves: confidence bounds, a sequential breach test, and what a plan can detect.
+
+Pure (figures in, numbers out; no I/O, no clock). The distributions come from scipy.stats rather than
+hand-written numerics: the exact binomial bounds are beta quantiles, and getting their tails right at
+0, 1 or n events is what a well-kept library is for.
+
+The judge asks two questions of a count (errors of invocations, cache misses of lookups):
+
+* **Breach** — is the rate above the threshold? Asked after every period, over the step's cumulative counts,
+  so it is asked many times: a one-sided sequential probability ratio test (Wald's SPRT of p = threshold
+  against p = `BREACH_RATIO` × threshold, never accepting early). Its boundary is calibrated, by exact
+  recursion over Poisson counts, so that a canary *exactly at* the threshold is rolled back with probability
+  at most 1 - confidence over all the looks of the planned soak; Ville's inequality (boundary log(1/α)) is
+  the fallback where the recursion would be large, and is valid for any number of looks.
+* **Pass** — is the rate below the threshold? Asked once, when the soak ends: the one-sided exact
+  (Clopper-Pearson) upper bound at the configured confidence.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from scipy import stats
+
+# The alternative the sequential test is tuned to catch fastest: three times the threshold.
+BREACH_RATIO = 3.0
+# Beyond this many expected events at the threshold over the whole soak, calibrating by recursion costs
+# more than it gains: the test uses Ville's bound log(1/alpha) instead (valid, a little slower to act).
+MAX_CALIBRATED_EVENTS = 400.0
+# A percentile is a figure only with this many invocations beyond it (p95: 200, p99: 1,000).
+TAIL_SAMPLES = 10
+
+
+# ---------------------------------------------------------------- bounds
+# Cached: every tick judges the step's periods again, on the same cumulative counts.
+@lru_cache(maxsize=8192)
+def upper_bound(events: float, trials: float, confidence: float) -> float:
+    """One-sided exact (Clopper-Pearson) upper confidence bound of a rate: 1.0 with no trials."""
+    _check(confidence)
+    if trials <= 0:
+        return 1.0
+    k = min(max(events, 0.0), trials)
+    if k >= trials:
+        return 1.0
+    return float(stats.beta.ppf(confidence, k + 1, trials - k))
+
+
+@lru_cache(maxsize=8192)
+def lower_bound(events: float, trials: float, confidence: float) -> float:
+    """One-sided exact (Clopper-Pearson) lower confidence bound of a rate: 0.0 with no events."""
+    _check(confidence)
+    if trials <= 0:
+        return 0.0
+    k = min(max(events, 0.0), trials)
+    if k <= 0:
+        return 0.0
+    return float(stats.beta.ppf(1 - confidence, k, trials - k + 1))
+
+
+def percentile_min_samples(percentile: float) -> int:
+    """Invocations a period needs before its p`percentile` means anything: TAIL_SAMPLES beyond it.
+
+    >>> percentile_min_samples(95), percentile_min_samples(99)
+    (200, 1000)
+    """
+    if not 0 < percentile < 100:
+        raise ValueError(f"percentile must be in (0, 100), got {percentile}")
+    return math.ceil(round(TAIL_SAMPLES * 100 / (100 - percentile), 9))
+
+
+# ---------------------------------------------------------------- the sequential breach test
+@dataclass(frozen=True, slots=True)
+class BreachTest:
+    """The SPRT's state at one look: its log-likelihood ratio and the boundary it must reach."""
+
+    llr: float
+    boundary: float
+
+    @property
+    def breached(self) -> bool:
+        return self.llr >= self.boundary
+
+
+def log_likelihood_ratio(events: float, trials: float, threshold: float) -> float:
+    """log P(counts | rate = BREACH_RATIO × threshold) / P(counts | rate = threshold), binomial."""
+    p0, p1 = threshold, min(threshold * BREACH_RATIO, 1 - 1e-9)
+    k = min(max(events, 0.0), trials)
+    return k * math.log(p1 / p0) + (trials - k) * math.log((1 - p1) / (1 - p0))
+
+
+def breach_test(
+    events: float, trials: float, *, threshold: float, confidence: float, looks: int, look: int
+) -> BreachTest:
+    """The sequential test at look `look` (1-based) of `looks` planned, on the cumulative counts so far.
+
+    The boundary assumes the remaining looks see as many trials each as the looks so far did on average;
+    it depends only on counts up to this look, so a look's verdict never changes afterwards.
+    """
+    _check(confidence)
+    if not 0 < threshold < 1:
+        raise ValueError(f"threshold must be a rate in (0, 1), got {threshold}")
+    looks = max(looks, look, 1)
+    per_look = trials / max(look, 1)
+    boundary = _calibrated_boundary(looks, round(per_look), threshold, 1 - confidence)
+    return BreachTest(llr=log_likelihood_ratio(events, trials, threshold), boundary=boundary)
+
+
+def breach_count(trials: float, boundary: float, threshold: float) -> int:
+    """The fewest events among `trials` that reach `boundary` (how many errors would prove a breach)."""
+    p0, p1 = threshold, min(threshold * BREACH_RATIO, 1 - 1e-9)
+    per_event = math.log(p1 / p0) - math.log((1 - p1) / (1 - p0))
+    base = trials * math.log((1 - p1) / (1 - p0))
+    return max(0, math.ceil(round((boundary - base) / per_event, 9)))
+
+
+@lru_cache(maxsize=4096)
+def _calibrated_boundary(looks: int, per_look: int, threshold: float, alpha: float) -> float:
+    """The smallest boundary whose chance of ever being reached by a rate at the threshold is ≤ alpha."""
+    ville = math.log(1 / alpha)
+    if per_look <= 0 or per_look * looks * threshold > MAX_CALIBRATED_EVENTS:
+        return ville
+    low, high = 0.0, ville
+    if _crossing_probability(looks, per_look, threshold, low) <= alpha:
+        return low
+    for _ in range(30):
+        middle = (low + high) / 2
+        if _crossing_probability(looks, per_look, threshold, middle) <= alpha:
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def _crossing_probability(looks: int, per_look: int, threshold: float, boundary: float) -> float:
+    """P(the SPRT reaches `boundary` at some look | rate = threshold), looks of `per_look` trials each.
+
+    Exact recursion over the cumulative event count, with each look's events Poisson(per_look × threshold)
+    (for small rates the binomial's twin; its wider tail only makes the boundary more cautious).
+    """
+    limits = [breach_count(per_look * j, boundary, threshold) for j in range(1, looks + 1)]
+    size = max(limits) + 1
+    increment = stats.poisson.pmf(np.arange(size), per_look * threshold)
+    alive = np.zeros(size)
+    alive[0] = 1.0
+    for limit in limits:
+        # Counts at or past a look's limit have crossed; so has every count beyond `size` (cut off here).
+        alive = np.convolve(alive, increment)[:size]
+        alive[limit:] = 0.0
+    return min(1.0, max(0.0, 1.0 - float(alive.sum())))
+
+
+# ---------------------------------------------------------------- what a soak can prove
+def invocations_to_prove_below(rate: float, threshold: float, confidence: float) -> float | None:
+    """Invocations needed before a canary erring at `rate` shows 'below threshold' with `confidence`
+    (expected counts); None when it never will (rate at or above the threshold)."""
+    _check(confidence)
+    if rate >= threshold:
+        return None
+    low, high = 1.0, 1.0
+    while upper_bound(rate * high, high, confidence) > threshold:
+        high *= 2
+        if high > 1e12:
+            return None
+    while high - low > max(1.0, high * 1e-4):
+        middle = (low + high) / 2
+        if upper_bound(rate * middle, middle, confidence) > threshold:
+            low = middle
+        else:
+            high = middle
+    return high
+
+
+def detectable_rate(trials: float, *, threshold: float, confidence: float, looks: int) -> float | None:
+    """The smallest rate a soak of `trials` invocations (over `looks` periods) rolls back with probability
+    ≥ confidence by its end; None when no rate below 100% would be caught."""
+    _check(confidence)
+    if trials <= 0:
+        return None
+    boundary = _calibrated_boundary(max(looks, 1), round(trials / max(looks, 1)), threshold, 1 - confidence)
+    needed = breach_count(trials, boundary, threshold)
+    if needed > trials:
+        return None
+
+    def caught(rate: float) -> bool:
+        return float(stats.poisson.sf(needed - 1, rate * trials)) >= confidence
+
+    low, high = threshold, 1.0
+    if not caught(high):
+        return None
+    for _ in range(50):
+        middle = (low + high) / 2
+        if caught(middle):
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def _check(confidence: float) -> None:
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be strictly between 0 and 1, got {confidence}")
