@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bot import evidence
 from bot.config import FunctionPolicy
 from bot.model import Deployment, PeriodFigures, State, Thresholds, VersionFigures
 from bot.units import format_duration, format_percent
@@ -47,6 +48,12 @@ class MetricVerdict(BaseModel):
     threshold: float
     comparison: Comparison  # "max": fail above threshold; "min": fail below
     unit: Unit
+    # judge: sequential. `bound` is the one-sided confidence bound of a count's rate over the step so far
+    # (the side that decided: above the threshold when failing, the other side otherwise).
+    bound: float | None = None
+    confidence: float | None = None
+    sequential: bool = False  # a count judged on the step's cumulative window: a FAIL acts at once
+    note: str | None = None  # why NO_DATA: "not yet known", "412 invocations < 1,000 for p99"
 
     @property
     def value(self) -> float | None:
@@ -58,13 +65,26 @@ class MetricVerdict(BaseModel):
         name = _PHRASES.get(self.metric, self.label)
         value = self.value
         if value is None or math.isnan(value):
-            return f"{name} no data"
+            return f"{name} no data" + (f" ({self.note})" if self.note else "")
         shown, limit = _format_pair(value, self.threshold, self.unit)
         # The sign states the figures, not the outcome: a low-traffic NO_DATA period may read "4% > 0.1%".
         beyond = _against(value, self.threshold, self.comparison) is Outcome.FAIL
         signs = {"max": (">", "≤"), "min": ("<", "≥")}[self.comparison]
         sign = signs[0] if beyond else signs[1]
-        return f"{name} {shown} {sign} {limit}"
+        text = f"{name} {shown} {sign} {limit}"
+        if self.evidence:
+            text += f" ({self.evidence})"
+        if self.outcome is Outcome.NO_DATA and self.note:
+            text += f": {self.note}"
+        return text
+
+    @property
+    def evidence(self) -> str:
+        """'≤ 0.14% at 95%': what the count proves (empty when it was not judged as a count)."""
+        if self.bound is None or self.confidence is None:
+            return ""
+        upper = (self.comparison == "max") != (self.outcome is Outcome.FAIL)
+        return f"{'≤' if upper else '≥'} {_format(self.bound, self.unit)} at {format_confidence(self.confidence)}"
 
 
 class PeriodVerdict(BaseModel):
@@ -234,6 +254,167 @@ def _against(value: float | None, limit: float, comparison: Comparison) -> Outco
     return Outcome.FAIL if breached else Outcome.PASS
 
 
+# ---------------------------------------------------------------- the step, period by period
+def judge_step(
+    figures: Sequence[PeriodFigures], policy: FunctionPolicy, *, looks: int
+) -> list[PeriodVerdict]:
+    """Judge every complete period of a step (oldest first), as the policy's `judge` says.
+
+    `threshold`: each period on its own against the table (`judge_period`). `sequential`: period k's counts
+    (errors of invocations, cache misses of lookups) are judged on the step's periods up to and including k,
+    as binomial evidence at `policy.confidence` with a sequential test whose boundary is calibrated for
+    `looks` (the whole periods the soak spans); its percentiles on period k alone, when it holds enough
+    invocations for that percentile. A period's verdict depends only on periods up to it, so it never changes.
+    """
+    ordered = sorted(figures, key=lambda f: f.start)
+    if policy.judge == "threshold":
+        return [judge_period(f, policy.thresholds, min_invocations=policy.min_invocations) for f in ordered]
+    return [_judge_sequential(ordered[: k + 1], policy, looks=looks, look=k + 1) for k in range(len(ordered))]
+
+
+@dataclass(frozen=True, slots=True)
+class _Count:
+    metric: str
+    label: str
+    comparison: Comparison
+    limit: Callable[[Thresholds], float | None]
+    # (events, trials) of one period: the events are the bad outcomes (errors, cache misses).
+    counts: Callable[[VersionFigures], tuple[float, float] | None]
+
+
+def _cache_counts(v: VersionFigures) -> tuple[float, float] | None:
+    if v.cache_hits is None or v.cache_misses is None:
+        return None
+    return float(v.cache_misses), float(v.cache_hits + v.cache_misses)
+
+
+_COUNTS: tuple[_Count, ...] = (
+    _Count("error_rate", "errors", "max", lambda t: t.error_rate, lambda v: (v.errors, v.invocations)),
+    _Count("cache_hit_rate", "cache hit", "min", lambda t: t.cache_hit_rate, _cache_counts),
+)
+
+# Percentiles: which percentile, and the count its sample size is read from.
+_PERCENTILES: dict[str, tuple[float, Callable[[VersionFigures], float]]] = {
+    "p95_ms": (95.0, lambda v: v.invocations),
+    "p99_ms": (99.0, lambda v: v.invocations),
+    "cache_miss_p95_ms": (95.0, lambda v: float(v.cache_misses or 0)),
+}
+
+
+def _judge_sequential(
+    window: Sequence[PeriodFigures], policy: FunctionPolicy, *, looks: int, look: int
+) -> PeriodVerdict:
+    latest = window[-1]
+    t, confidence = policy.thresholds, policy.confidence
+    metrics: list[MetricVerdict] = []
+    for count in _COUNTS:
+        limit = count.limit(t)
+        if limit is None:
+            continue
+        metrics.append(_count_verdict(count, limit, window, confidence, looks=looks, look=look))
+    for check in _ABSOLUTE_CHECKS:
+        if check.metric not in _PERCENTILES or (limit := check.limit(t)) is None:
+            continue
+        percentile, samples = _PERCENTILES[check.metric]
+        have, need = samples(latest.canary), evidence.percentile_min_samples(percentile)
+        value = check.canary(latest.canary)
+        outcome, note = _against(value, limit, check.comparison), None
+        if have < need:
+            outcome = Outcome.NO_DATA
+            what = "cache misses" if check.metric.startswith("cache") else "invocations"
+            note = f"{_count(have)} {what} < {_count(need)} needed for a p{percentile:g}"
+        metrics.append(
+            MetricVerdict(
+                metric=check.metric,
+                label=check.label,
+                outcome=outcome,
+                canary=value,
+                stable=check.canary(latest.stable),
+                threshold=limit,
+                comparison=check.comparison,
+                unit=check.unit,
+                note=note,
+            )
+        )
+    metrics += [m for m in _relative(latest, t) if m is not None]
+    failing = [m for m in metrics if m.outcome is Outcome.FAIL]
+    unknown = [m for m in metrics if m.outcome is Outcome.NO_DATA]
+    if failing:
+        outcome, reason = Outcome.FAIL, failing[0].describe()
+    elif any(m.outcome is Outcome.PASS for m in metrics):
+        outcome = Outcome.PASS
+        reason = "all within thresholds"
+        if unknown:
+            reason = "within thresholds where known; " + "; ".join(m.describe() for m in unknown)
+    else:
+        outcome = Outcome.NO_DATA
+        reason = "; ".join(m.describe() for m in unknown) or "no datapoints for any judged metric"
+    return PeriodVerdict(
+        start=latest.start,
+        end=latest.end,
+        outcome=outcome,
+        metrics=metrics,
+        canary_invocations=round(latest.canary.invocations),
+        reason=reason,
+    )
+
+
+def _count_verdict(
+    count: _Count,
+    limit: float,
+    window: Sequence[PeriodFigures],
+    confidence: float,
+    *,
+    looks: int,
+    look: int,
+) -> MetricVerdict:
+    """One count over the step so far: FAIL on a sequential breach, PASS when the bound proves it within the
+    threshold, otherwise NO_DATA ("not yet known")."""
+    canary = [c for f in window if (c := count.counts(f.canary)) is not None]
+    stable = [c for f in window if (c := count.counts(f.stable)) is not None]
+    events, trials = sum(e for e, _ in canary), sum(n for _, n in canary)
+    # The rate of bad events: the error rate, or for cache hits the miss rate (1 - hit rate).
+    bad_limit = limit if count.comparison == "max" else 1 - limit
+
+    def shown(e: float, n: float) -> float | None:
+        if n <= 0:
+            return None
+        return e / n if count.comparison == "max" else 1 - e / n
+
+    rate = shown(events, trials)
+    base = {
+        "metric": count.metric,
+        "label": count.label,
+        "canary": rate,
+        "stable": shown(sum(e for e, _ in stable), sum(n for _, n in stable)),
+        "threshold": limit,
+        "comparison": count.comparison,
+        "unit": "%",
+        "sequential": True,
+        "confidence": confidence,
+    }
+    if trials <= 0:
+        return MetricVerdict(outcome=Outcome.NO_DATA, note="nothing counted yet", **base)
+    if not 0 < bad_limit < 1:
+        # A threshold of 0% or 100% leaves nothing to estimate: the plain comparison decides.
+        return MetricVerdict(outcome=_against(rate, limit, count.comparison), **base)
+    upper = evidence.upper_bound(events, trials, confidence)
+    lower = evidence.lower_bound(events, trials, confidence)
+    test = evidence.breach_test(
+        events, trials, threshold=bad_limit, confidence=confidence, looks=looks, look=look
+    )
+    if test.breached:
+        outcome, bad_bound, note = Outcome.FAIL, lower, None
+    elif upper <= bad_limit:
+        outcome, bad_bound, note = Outcome.PASS, upper, None
+    else:
+        outcome, bad_bound, note = Outcome.NO_DATA, upper, "not yet known"
+    bound = bad_bound if count.comparison == "max" else 1 - bad_bound
+    if note:
+        note += f" after {_count(trials)} {'invocations' if count.metric == 'error_rate' else 'lookups'}"
+    return MetricVerdict(outcome=outcome, bound=bound, note=note, **base)
+
+
 # ---------------------------------------------------------------- statistics
 def compare_series(
     canary: Sequence[float],
@@ -308,6 +489,14 @@ def decide(
     if d.state not in _JUDGED_STATES:
         return make(DecisionKind.CONTINUE, f"nothing to judge: deployment is {d.state.value}")
 
+    confident = [m for m in failing if m.sequential]
+    if confident:
+        # A count past its sequential boundary is already proof over the whole step: act now.
+        reason = f"{confident[0].describe()} over the step's {_count(_step_trials(periods))} invocations"
+        if d.state is State.HELD or policy.on_breach == "alert":
+            return make(DecisionKind.ALERT, reason)
+        return make(DecisionKind.ROLLBACK, reason)
+
     if streak >= policy.evaluation_periods:
         reason = f"{periods[-1].reason} for {streak} periods"
         if d.state is State.HELD or policy.on_breach == "alert":
@@ -336,6 +525,13 @@ def required_passes(d: Deployment, policy: FunctionPolicy) -> int:
     return max(policy.evaluation_periods, -(-whole * share // of))  # integer ceiling: no float drift
 
 
+def soak_periods(d: Deployment, period: timedelta) -> int:
+    """Whole periods the current step's soak spans, as it stands (an extended soak spans more); at least 1."""
+    if d.step_started_at is not None and d.soak_ends_at is not None and period > timedelta(0):
+        return max(1, int((d.soak_ends_at - d.step_started_at) // period))
+    return max(1, _whole_periods(d, period))
+
+
 def _whole_periods(d: Deployment, period: timedelta) -> int:
     if period <= timedelta(0):
         return 0
@@ -361,12 +557,23 @@ def _end_of_soak(
     needed = required_passes(d, policy)
     breached = _longest_failure_run(periods) >= policy.evaluation_periods
     ends_failing = bool(periods) and periods[-1].outcome is Outcome.FAIL
-    if breached or ends_failing or passed < needed:
-        why = "a breach" if breached else "the last period failed" if ends_failing else "too little evidence"
+    unproven = _unproven_counts(periods) if policy.judge == "sequential" else []
+    if breached or ends_failing or passed < needed or unproven:
+        why = (
+            "a breach"
+            if breached
+            else "the last period failed"
+            if ends_failing
+            else "too little evidence"
+            if passed < needed
+            else "not yet known"
+        )
         reason = (
             f"soak inconclusive ({why}): {passed} of {len(periods)} periods passed ({needed} needed), "
             f"{len(periods) - passed - failed} without enough data, {failed} failed"
         )
+        if unproven:
+            reason += "; " + "; ".join(_could_prove(m, d, periods, policy) for m in unproven)
         return DecisionKind.INCONCLUSIVE, reason
     isolated = f" ({failed} isolated failing period{'s' if failed > 1 else ''})" if failed else ""
     reason = (
@@ -378,6 +585,43 @@ def _end_of_soak(
     if policy.auto_promote:
         return DecisionKind.PROMOTE, reason
     return DecisionKind.AWAIT_APPROVAL, reason
+
+
+def _unproven_counts(periods: Sequence[PeriodVerdict]) -> list[MetricVerdict]:
+    """Counts (judge: sequential) the step's evidence has not yet proven within their thresholds."""
+    if not periods:
+        return []
+    return [m for m in periods[-1].metrics if m.sequential and m.outcome is not Outcome.PASS]
+
+
+def _step_trials(periods: Sequence[PeriodVerdict]) -> int:
+    return sum(v.canary_invocations for v in periods)
+
+
+def _could_prove(
+    m: MetricVerdict, d: Deployment, periods: Sequence[PeriodVerdict], policy: FunctionPolicy
+) -> str:
+    """'error rate < 0.15% with 95% confidence; 0.1% needs about 40 more minutes at 5%'."""
+    name = _PHRASES.get(m.metric, m.label)
+    level = format_confidence(policy.confidence)
+    if m.bound is None or m.canary is None:
+        return f"{name}: nothing counted"
+    sign = "<" if m.comparison == "max" else ">"
+    proved = f"{name} {sign} {_format(m.bound, m.unit)} with {level} confidence"
+    # How long the same traffic and the same rate would take to prove the threshold.
+    bad_rate = m.canary if m.comparison == "max" else 1 - m.canary
+    bad_limit = m.threshold if m.comparison == "max" else 1 - m.threshold
+    trials = _step_trials(periods) if m.metric == "error_rate" else None
+    needed = evidence.invocations_to_prove_below(bad_rate, bad_limit, policy.confidence)
+    limit = _format(m.threshold, m.unit)
+    if needed is None:
+        return f"{proved}; at the rate seen so far it will not show {sign} {limit}"
+    span_judged = periods[-1].end - periods[0].start
+    if trials is None or trials <= 0 or span_judged <= timedelta(0):
+        return proved
+    more = max(needed - trials, 0.0) / trials * span_judged
+    minutes = max(5, math.ceil(more.total_seconds() / 60 / 5) * 5)
+    return f"{proved}; {limit} needs about {minutes} more minutes at {format_percent(d.weight)}"
 
 
 def _longest_failure_run(periods: Sequence[PeriodVerdict]) -> int:
@@ -417,6 +661,11 @@ def _format_pair(value: float, threshold: float, unit: Unit) -> tuple[str, str]:
     if shown == limit and value != threshold:
         shown = _format(value, unit, precise=True)
     return shown, limit
+
+
+def format_confidence(confidence: float) -> str:
+    """0.95 -> '95%', 0.975 -> '97.5%'."""
+    return f"{confidence * 100:.4g}%"
 
 
 def _format(value: float, unit: Unit, *, precise: bool = False) -> str:
