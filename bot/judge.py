@@ -84,7 +84,8 @@ class MetricVerdict(BaseModel):
         if self.bound is None or self.confidence is None:
             return ""
         upper = (self.comparison == "max") != (self.outcome is Outcome.FAIL)
-        return f"{'≤' if upper else '≥'} {_format(self.bound, self.unit)} at {format_confidence(self.confidence)}"
+        shown = format_bound(self.bound, upward=upper)
+        return f"{'≤' if upper else '≥'} {shown} at {format_confidence(self.confidence)}"
 
 
 class PeriodVerdict(BaseModel):
@@ -607,7 +608,7 @@ def _could_prove(
     if m.bound is None or m.canary is None:
         return f"{name}: nothing counted"
     sign = "<" if m.comparison == "max" else ">"
-    proved = f"{name} {sign} {_format(m.bound, m.unit)} with {level} confidence"
+    proved = f"{name} {sign} {format_bound(m.bound, upward=m.comparison == 'max')} with {level} confidence"
     # How long the same traffic and the same rate would take to prove the threshold.
     bad_rate = m.canary if m.comparison == "max" else 1 - m.canary
     bad_limit = m.threshold if m.comparison == "max" else 1 - m.threshold
@@ -661,6 +662,19 @@ def _format_pair(value: float, threshold: float, unit: Unit) -> tuple[str, str]:
     if shown == limit and value != threshold:
         shown = _format(value, unit, precise=True)
     return shown, limit
+
+
+def format_bound(rate: float, *, upward: bool) -> str:
+    """A rate's confidence bound as a percentage of two significant digits, rounded away from the estimate
+    (an upper bound up, a lower one down) so that the text stays true: 0.000749 -> '0.075%'."""
+    pct = rate * 100
+    if pct <= 0:
+        return "0%"
+    exponent = math.floor(math.log10(pct))
+    step = 10.0 ** (exponent - 1)
+    rounded = (math.ceil if upward else math.floor)(round(pct / step, 9)) * step
+    text = f"{rounded:.{max(0, 1 - exponent)}f}"
+    return (text.rstrip("0").rstrip(".") if "." in text else text) + "%"
 
 
 def format_confidence(confidence: float) -> str:
