@@ -199,6 +199,29 @@ def detectable_rate(trials: float, *, threshold: float, confidence: float, looks
     return high
 
 
+def passable_rate(trials: float, *, threshold: float, confidence: float) -> float | None:
+    """The largest rate a soak of `trials` invocations proves below `threshold` with probability ≥ confidence
+    (its errors Poisson); None when not even a canary without errors would be."""
+    _check(confidence)
+    if trials <= 0 or upper_bound(0, trials, confidence) > threshold:
+        return None
+    most = 0
+    while upper_bound(most + 1, trials, confidence) <= threshold:
+        most += 1
+
+    def passes(rate: float) -> bool:
+        return float(stats.poisson.cdf(most, rate * trials)) >= confidence
+
+    low, high = 0.0, threshold
+    for _ in range(50):
+        middle = (low + high) / 2
+        if passes(middle):
+            low = middle
+        else:
+            high = middle
+    return low
+
+
 def _check(confidence: float) -> None:
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be strictly between 0 and 1, got {confidence}")

@@ -416,6 +416,83 @@ def _count_verdict(
     return MetricVerdict(outcome=outcome, bound=bound, note=note, **base)
 
 
+# ---------------------------------------------------------------- what a plan can tell
+# The plan suggests a weight or soak that would pass a canary erring at this share of the threshold.
+SUGGESTED_PASS = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class PlanPower:
+    """What a planned step can prove about the error rate (judge: sequential), from the stable's traffic."""
+
+    threshold: float
+    confidence: float
+    canary_invocations: float  # expected over the soak
+    detectable: float | None  # smallest error rate rolled back with `confidence` by the soak's end
+    passable: float | None  # largest error rate passed with `confidence`; None: not even 0% would be
+    pass_needs: float  # invocations a canary with no errors needs to be proven below the threshold
+    suggested_weight: float | None  # to pass SUGGESTED_PASS × threshold (None: no need, or ≥ 100%)
+    suggested_soak: timedelta | None
+
+    @property
+    def can_pass(self) -> bool:
+        return self.passable is not None
+
+
+def plan_power(
+    policy: FunctionPolicy, *, weight: float, soak: timedelta, stable_per_minute: float
+) -> PlanPower | None:
+    """The power of one step at `weight` for `soak`, if the stable's traffic keeps its recent pace.
+
+    None when nothing is to be estimated (judge: threshold, no error-rate threshold, no traffic figure).
+    """
+    threshold = policy.thresholds.error_rate
+    if policy.judge != "sequential" or threshold is None or not 0 < threshold < 1 or stable_per_minute <= 0:
+        return None
+    confidence = policy.confidence
+    looks = max(1, int(soak // policy.period)) if policy.period > timedelta(0) else 1
+    alias_per_minute = stable_per_minute / (1 - weight)  # the stable serves (1 - weight) of the alias
+    trials = alias_per_minute * weight * soak.total_seconds() / 60
+    passable = evidence.passable_rate(trials, threshold=threshold, confidence=confidence)
+    target = SUGGESTED_PASS * threshold
+    suggested_weight = suggested_soak = None
+    if passable is None or passable < target:
+        needed = _trials_to_pass(target, threshold, confidence, start=max(trials, 1.0))
+        factor = needed / max(trials, 1.0)
+        if weight * factor < 1:
+            suggested_weight = math.ceil(weight * factor * 100) / 100
+        suggested_soak = timedelta(minutes=math.ceil(soak.total_seconds() / 60 * factor / 15) * 15)
+    return PlanPower(
+        threshold=threshold,
+        confidence=confidence,
+        canary_invocations=trials,
+        detectable=evidence.detectable_rate(trials, threshold=threshold, confidence=confidence, looks=looks),
+        passable=passable,
+        pass_needs=evidence.invocations_to_prove_below(0.0, threshold, confidence) or math.inf,
+        suggested_weight=suggested_weight,
+        suggested_soak=suggested_soak,
+    )
+
+
+def _trials_to_pass(rate: float, threshold: float, confidence: float, *, start: float) -> float:
+    """The fewest invocations that pass a canary erring at `rate` (< threshold) with `confidence`."""
+
+    def enough(trials: float) -> bool:
+        found = evidence.passable_rate(trials, threshold=threshold, confidence=confidence)
+        return found is not None and found >= rate
+
+    low, high = 1.0, start
+    while not enough(high):
+        low, high = high, high * 2
+    while high - low > max(1.0, high * 1e-3):
+        middle = (low + high) / 2
+        if enough(middle):
+            high = middle
+        else:
+            low = middle
+    return high
+
+
 # ---------------------------------------------------------------- statistics
 def compare_series(
     canary: Sequence[float],

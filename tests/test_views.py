@@ -13,7 +13,7 @@ import pytest
 
 from bot.config import FunctionPolicy, load_policy
 from bot.events import AlarmAlert, PostMortem, StateNoted, TrafficChanged, WatchAlert, WatchCheckIn
-from bot.judge import judge_period
+from bot.judge import format_bound, judge_period, plan_power
 from bot.model import AliasState, AuditRecord, Deployment, PeriodFigures, State
 from bot.ports import PublishedVersion
 from bot.service import HistoryEntry, StartPlan, StatusEntry
@@ -136,7 +136,8 @@ def test_status_of_many_canaries_stays_within_the_block_limit() -> None:
 
 # ---------------------------------------------------------------- preview
 def test_preview_shows_alias_now_and_after_soak_and_rollback_thresholds() -> None:
-    plan = StartPlan(deployment=deployment(State.PLANNED), alias_now=STABLE_ONLY, policy=policy())
+    rules = policy(judge="threshold")
+    plan = StartPlan(deployment=deployment(State.PLANNED), alias_now=STABLE_ONLY, policy=rules)
     text = text_of(preview_blocks(plan, now=NOW))
     assert "Canary plan · production-lego-api:production" in text
     assert "*Now*  100% v41" in text
@@ -145,6 +146,47 @@ def test_preview_shows_alias_now_and_after_soak_and_rollback_thresholds() -> Non
     assert "<!subteam^S0SREONCALL>" in text
     assert "error rate > 0.1%, p95 > 100 ms, p99 > 300 ms, cache hit < 80%" in text
     assert "for 2 × 5 min" in text
+
+
+def test_preview_under_the_sequential_judge_states_the_rule_and_what_the_soak_can_prove() -> None:
+    plan = StartPlan(deployment=deployment(State.PLANNED), alias_now=STABLE_ONLY, policy=policy())
+    text = text_of(preview_blocks(plan, now=NOW, stable_per_minute=3800))
+
+    assert (
+        "automatic as soon as error rate > 0.1%, cache hit < 80% is shown with 95% confidence "
+        "(sequential test over the step's counts); or if p95 > 100 ms, p99 > 300 ms, cache-miss p95 > 300 ms "
+        "for 2 × 5 min (a percentile from too few invocations is no data)"
+    ) in text
+    power = plan_power(policy(), weight=0.05, soak=timedelta(hours=1), stable_per_minute=3800)
+    assert power is not None and power.detectable is not None and power.passable is not None
+    assert round(power.canary_invocations) == 12_000  # 3,800 a minute is 95% of the alias
+    detect = format_bound(power.detectable, upward=True)
+    passes = format_bound(power.passable, upward=False)
+    assert (
+        f"*Evidence*  ~12,000 canary invocations at 5% for 1 h (stable: 3,800/min over the last hour): "
+        f"rolls back an error rate ≥ {detect} 95% of the time; passes one ≤ {passes}; "
+        "in between it ends inconclusive · to pass 0.05% use "
+    ) in text
+    assert "cannot judge" not in text
+
+
+def test_preview_warns_when_the_plan_cannot_judge_the_error_rate_at_all() -> None:
+    plan = StartPlan(deployment=deployment(State.PLANNED), alias_now=STABLE_ONLY, policy=policy())
+    # 30 invocations a minute: a 5% canary sees ~95 in an hour, and proving < 0.1% takes ~3,000.
+    text = text_of(preview_blocks(plan, now=NOW, stable_per_minute=30))
+
+    assert "This plan cannot judge the error-rate threshold: even without a single error, ~95 canary" in text
+    assert "cannot show < 0.1% at 95% confidence (that needs 2,994); the soak will end inconclusive." in text
+
+
+def test_preview_says_when_the_stable_traffic_is_unknown() -> None:
+    plan = StartPlan(deployment=deployment(State.PLANNED), alias_now=STABLE_ONLY, policy=policy())
+    text = text_of(preview_blocks(plan, now=NOW))
+
+    assert (
+        "*Evidence*  the stable's recent traffic is unknown: what this soak can prove is not estimated"
+        in text
+    )
 
 
 def test_preview_names_published_changes_but_never_their_values() -> None:
