@@ -14,7 +14,8 @@ Every class is run twice with the same seeds: `judge: sequential` (ours, the def
 p99 300 ms, cache misses 20%, cache-miss p95 300 ms):
 
 * healthy 0.2× / 0.5× — every figure at that fraction of its threshold;
-* errors 3× / 10×, cache misses 3×, p95 3× — that figure only, the rest as the demo's healthy Redis version.
+* errors 3× / 10×, cache misses 3×, p95 3× — that figure only, the rest as the demo's healthy Redis version;
+* errors 10× from 30 min — healthy for half an hour, then 1% errors (a breach that starts mid-soak).
 
 Targets (issue 12): healthy ≤ 0.5×: ≤ 1% rolled back; healthy 0.2×: ≥ 95% passed; 3×: ≥ 99% rolled back
 before the soak ends; 10×: ≥ 99% rolled back within 10 minutes; and at every bad class a median time to
@@ -76,6 +77,7 @@ class Case:
     canary: Behaviour
     kind: Literal["healthy", "bad"]
     factor: float
+    onset: timedelta = timedelta(0)  # the canary behaves as HEALTHY_REDIS until then
 
 
 CASES: tuple[Case, ...] = (
@@ -83,6 +85,7 @@ CASES: tuple[Case, ...] = (
     Case("healthy 0.5×", _scaled(0.5), "healthy", 0.5),
     Case("errors 3×", Behaviour(error_rate=0.003), "bad", 3),
     Case("errors 10×", Behaviour(error_rate=0.01), "bad", 10),
+    Case("errors 10× from 30 min", Behaviour(error_rate=0.01), "bad", 10, onset=timedelta(minutes=30)),
     Case("cache misses 3×", Behaviour(cache_hit_rate=0.4), "bad", 3),
     Case("p95 3×", Behaviour(p50_ms=129.0, p95_ms=300.0), "bad", 3),
 )
@@ -202,7 +205,7 @@ def _run_case(case: Case, rule: Rule, soaks: int, seed: int) -> Tally:
     tally = Tally()
     policy = _policy(rule)
     for i in range(soaks):
-        end, minutes = _soak(case.canary, policy, seed=seed * 1_000 + i)
+        end, minutes = _soak(case, policy, seed=seed * 1_000 + i)
         if end is State.ROLLED_BACK:
             tally.rolled_back += 1
             tally.minutes_to_rollback.append(minutes)
@@ -234,8 +237,9 @@ class _Simulator(TrafficSimulator):
         return int(self._counts_rng.binomial(n, min(max(p, 0.0), 1.0))) if n > 0 and p > 0 else 0
 
 
-def _soak(canary: Behaviour, policy: Policy, *, seed: int) -> tuple[State, float]:
-    """One canary soaked to its end (or its rollback): how it ended and the minutes that took."""
+def _soak(case: Case, policy: Policy, *, seed: int) -> tuple[State, float]:
+    """One canary soaked to its end (or its rollback): how it ended, and the minutes from the breach's start
+    (the case's onset) to the end."""
     clock = ManualClock(START)
     traffic = lego_api_world()
     metrics = FakeMetrics()
@@ -249,7 +253,7 @@ def _soak(canary: Behaviour, policy: Policy, *, seed: int) -> tuple[State, float
         traffic=traffic,
         metrics=metrics,
         per_minute=PER_MINUTE,
-        behaviours={"1": HEALTHY_REDIS, "2": canary},
+        behaviours={"1": HEALTHY_REDIS, "2": case.canary if not case.onset else HEALTHY_REDIS},
         seed=seed,
     )
     plan = service.plan(StartArgs(function=FN, version="2"), _ACTOR)
@@ -257,12 +261,14 @@ def _soak(canary: Behaviour, policy: Policy, *, seed: int) -> tuple[State, float
     deployment_id = plan.deployment.id
     d: Deployment | None = service.store.get(deployment_id)
     while d is not None and d.state is State.CANARY:
+        if case.onset and clock.now() - START == case.onset:
+            sim.behaviours["2"] = case.canary
         sim.minute(clock.now(), minutes=int(PERIOD.total_seconds() // 60))
         clock.advance(PERIOD)
         runner.tick()
         d = service.store.get(deployment_id)
     assert d is not None
-    return d.state, (clock.now() - START).total_seconds() / 60
+    return d.state, (clock.now() - START - case.onset).total_seconds() / 60
 
 
 def _no_chart(d: Deployment, figures: list[PeriodFigures], thresholds: Thresholds) -> bytes | None:

@@ -6,12 +6,16 @@ hand-written numerics: the exact binomial bounds are beta quantiles, and getting
 
 The judge asks two questions of a count (errors of invocations, cache misses of lookups):
 
-* **Breach** — is the rate above the threshold? Asked after every period, over the step's cumulative counts,
-  so it is asked many times: a one-sided sequential probability ratio test (Wald's SPRT of p = threshold
-  against p = `BREACH_RATIO` × threshold, never accepting early). Its boundary is calibrated, by exact
-  recursion over Poisson counts, so that a canary *exactly at* the threshold is rolled back with probability
-  at most 1 - confidence over all the looks of the planned soak; Ville's inequality (boundary log(1/α)) is
-  the fallback where the recursion would be large, and is valid for any number of looks.
+* **Breach** — is the rate above the threshold? Asked after every period, so asked many times, and the
+  chance that a canary *exactly at* the threshold is ever called a breach over the planned soak is kept
+  under 1 - confidence, split in two:
+  - over the step's cumulative counts (80% of the budget): a one-sided sequential probability ratio test
+    (Wald's SPRT of p = threshold against p = `BREACH_RATIO` × threshold, never accepting early), its
+    boundary calibrated by exact recursion over Poisson counts; Ville's inequality (boundary log(1/α)) is the
+    fallback where the recursion would be large, and is valid for any number of looks;
+  - over the recent windows (20%): the latest period and the latest `evaluation_periods`, each an exact
+    one-sided test at a Bonferroni share, so a breach that starts mid-soak is not diluted by the healthy
+    hour before it.
 * **Pass** — is the rate below the threshold? Asked once, when the soak ends: the one-sided exact
   (Clopper-Pearson) upper bound at the configured confidence.
 """
@@ -32,6 +36,9 @@ BREACH_RATIO = 3.0
 MAX_CALIBRATED_EVENTS = 400.0
 # A percentile is a figure only with this many invocations beyond it (p95: 200, p99: 1,000).
 TAIL_SAMPLES = 10
+# Share of the error budget (1 - confidence) spent on the recent windows (a breach that starts mid-soak);
+# the rest goes to the sequential test over the whole step. The two add up (union bound).
+RECENT_SHARE = 0.2
 
 
 # ---------------------------------------------------------------- bounds
@@ -104,8 +111,24 @@ def breach_test(
         raise ValueError(f"threshold must be a rate in (0, 1), got {threshold}")
     looks = max(looks, look, 1)
     per_look = trials / max(look, 1)
-    boundary = _calibrated_boundary(looks, round(per_look), threshold, 1 - confidence)
+    boundary = _calibrated_boundary(looks, round(per_look), threshold, _cumulative_alpha(confidence))
     return BreachTest(llr=log_likelihood_ratio(events, trials, threshold), boundary=boundary)
+
+
+def recent_confidence(confidence: float, *, looks: int, windows: int) -> float:
+    """The level of each fixed-sample test of a recent window (the latest period, the latest few): their
+    share of the error budget split evenly over every look and window (Bonferroni)."""
+    _check(confidence)
+    return 1 - (1 - confidence) * RECENT_SHARE / (max(looks, 1) * max(windows, 1))
+
+
+def recent_breach(events: float, trials: float, *, threshold: float, level: float) -> bool:
+    """Is a recent window's rate above `threshold` by an exact one-sided test at `level`?"""
+    return trials > 0 and lower_bound(events, trials, level) > threshold
+
+
+def _cumulative_alpha(confidence: float) -> float:
+    return (1 - confidence) * (1 - RECENT_SHARE)
 
 
 def breach_count(trials: float, boundary: float, threshold: float) -> int:
@@ -179,7 +202,9 @@ def detectable_rate(trials: float, *, threshold: float, confidence: float, looks
     _check(confidence)
     if trials <= 0:
         return None
-    boundary = _calibrated_boundary(max(looks, 1), round(trials / max(looks, 1)), threshold, 1 - confidence)
+    boundary = _calibrated_boundary(
+        max(looks, 1), round(trials / max(looks, 1)), threshold, _cumulative_alpha(confidence)
+    )
     needed = breach_count(trials, boundary, threshold)
     if needed > trials:
         return None

@@ -54,6 +54,9 @@ class MetricVerdict(BaseModel):
     confidence: float | None = None
     sequential: bool = False  # a count judged on the step's cumulative window: a FAIL acts at once
     note: str | None = None  # why NO_DATA: "not yet known", "412 invocations < 1,000 for p99"
+    scope: str | None = (
+        None  # the window a sequential FAIL was proven on: "over the step's 3,000 invocations"
+    )
 
     @property
     def value(self) -> float | None:
@@ -74,6 +77,8 @@ class MetricVerdict(BaseModel):
         text = f"{name} {shown} {sign} {limit}"
         if self.evidence:
             text += f" ({self.evidence})"
+        if self.outcome is Outcome.FAIL and self.scope:
+            text += f" {self.scope}"
         if self.outcome is Outcome.NO_DATA and self.note:
             text += f": {self.note}"
         return text
@@ -312,7 +317,11 @@ def _judge_sequential(
         limit = count.limit(t)
         if limit is None:
             continue
-        metrics.append(_count_verdict(count, limit, window, confidence, looks=looks, look=look))
+        metrics.append(
+            _count_verdict(
+                count, limit, window, confidence, looks=looks, look=look, recent=policy.evaluation_periods
+            )
+        )
     for check in _ABSOLUTE_CHECKS:
         if check.metric not in _PERCENTILES or (limit := check.limit(t)) is None:
             continue
@@ -368,9 +377,11 @@ def _count_verdict(
     *,
     looks: int,
     look: int,
+    recent: int,
 ) -> MetricVerdict:
-    """One count over the step so far: FAIL on a sequential breach, PASS when the bound proves it within the
-    threshold, otherwise NO_DATA ("not yet known")."""
+    """One count over the step so far: FAIL on a sequential breach (over the step, or in the latest period
+    or the latest `recent` periods), PASS when the bound proves it within the threshold, otherwise NO_DATA
+    ("not yet known")."""
     canary = [c for f in window if (c := count.counts(f.canary)) is not None]
     stable = [c for f in window if (c := count.counts(f.stable)) is not None]
     events, trials = sum(e for e, _ in canary), sum(n for _, n in canary)
@@ -406,14 +417,52 @@ def _count_verdict(
     )
     if test.breached:
         outcome, bad_bound, note = Outcome.FAIL, lower, None
+        base["scope"] = f"over the step's {_count(trials)} {_trial_word(count)}"
+    elif (hit := _recent_breach(count, window, bad_limit, confidence, looks, recent)) is not None:
+        # A breach that began mid-soak: the recent window alone proves it (simultaneous bound).
+        recent_events, recent_trials, level, periods = hit
+        span_text = _span_of(window[-periods:])
+        base["canary"] = shown(recent_events, recent_trials)
+        base["scope"] = f"over the last {span_text}'s {_count(recent_trials)} {_trial_word(count)}"
+        outcome, note = Outcome.FAIL, None
+        bad_bound = evidence.lower_bound(recent_events, recent_trials, level)
     elif upper <= bad_limit:
         outcome, bad_bound, note = Outcome.PASS, upper, None
     else:
         outcome, bad_bound, note = Outcome.NO_DATA, upper, "not yet known"
     bound = bad_bound if count.comparison == "max" else 1 - bad_bound
     if note:
-        note += f" after {_count(trials)} {'invocations' if count.metric == 'error_rate' else 'lookups'}"
+        note += f" after {_count(trials)} {_trial_word(count)}"
     return MetricVerdict(outcome=outcome, bound=bound, note=note, **base)
+
+
+def _trial_word(count: _Count) -> str:
+    return "invocations" if count.metric == "error_rate" else "lookups"
+
+
+def _span_of(periods: Sequence[PeriodFigures]) -> str:
+    return format_duration(periods[-1].end - periods[0].start)
+
+
+def _recent_breach(
+    count: _Count,
+    window: Sequence[PeriodFigures],
+    bad_limit: float,
+    confidence: float,
+    looks: int,
+    recent: int,
+) -> tuple[float, float, float, int] | None:
+    """(events, trials, level, periods) of the first recent window that proves a breach, or None."""
+    sizes = sorted({1, max(recent, 1)})
+    level = evidence.recent_confidence(confidence, looks=looks, windows=len(sizes))
+    for size in sizes:
+        if size > len(window):
+            continue
+        counted = [c for f in window[-size:] if (c := count.counts(f.canary)) is not None]
+        events, trials = sum(e for e, _ in counted), sum(n for _, n in counted)
+        if evidence.recent_breach(events, trials, threshold=bad_limit, level=level):
+            return events, trials, level, size
+    return None
 
 
 # ---------------------------------------------------------------- what a plan can tell
@@ -570,7 +619,7 @@ def decide(
     confident = [m for m in failing if m.sequential]
     if confident:
         # A count past its sequential boundary is already proof over the whole step: act now.
-        reason = f"{confident[0].describe()} over the step's {_count(_step_trials(periods))} invocations"
+        reason = confident[0].describe()
         if d.state is State.HELD or policy.on_breach == "alert":
             return make(DecisionKind.ALERT, reason)
         return make(DecisionKind.ROLLBACK, reason)
@@ -658,6 +707,15 @@ def _end_of_soak(
         f"soak passed: {passed}/{len(periods)} periods within thresholds{isolated} "
         f"at {format_percent(d.weight)} for {format_duration(d.soak)}"
     )
+    proven = [m for m in periods[-1].metrics if m.sequential and m.bound is not None] if periods else []
+    if proven:
+        shown = ", ".join(
+            f"{_PHRASES.get(m.metric, m.label)} {'<' if m.comparison == 'max' else '>'} "
+            f"{format_bound(m.bound, upward=m.comparison == 'max')}"
+            for m in proven
+            if m.bound is not None
+        )
+        reason += f"; {shown} with {format_confidence(policy.confidence)} confidence"
     if not d.is_last_step:
         return DecisionKind.NEXT_STEP, reason
     if policy.auto_promote:

@@ -85,19 +85,36 @@ def test_a_p99_needs_far_more_invocations_than_a_p95() -> None:
 
 
 # ---------------------------------------------------------------- the sequential test
+CUMULATIVE_BUDGET = 0.05 * (1 - evidence.RECENT_SHARE)
+
+
 def _simulated_false_breaches(looks: int, per_look: int, rate: float, confidence: float, soaks: int) -> float:
-    """Share of simulated soaks at `rate` that the test ever calls a breach, counted independently of the
-    calibration (numpy binomials, the boundary asked afresh at every look)."""
+    """Share of simulated soaks at `rate` that either test ever calls a breach (the cumulative SPRT, or the
+    latest one or two periods), counted independently of the calibration: numpy binomials, each look's
+    limits asked afresh, the recent windows' limit found by scanning counts."""
     rng = np.random.default_rng(7)
-    counts = rng.binomial(per_look, rate, size=(soaks, looks)).cumsum(axis=1)
+    per_period = rng.binomial(per_look, rate, size=(soaks, looks))
+    counts = per_period.cumsum(axis=1)
+    level = evidence.recent_confidence(confidence, looks=looks, windows=2)
+
+    def recent_limit(trials: int) -> int:
+        return next(
+            k
+            for k in range(trials + 1)
+            if evidence.recent_breach(k, trials, threshold=THRESHOLD, level=level)
+        )
+
+    one, two = recent_limit(per_look), recent_limit(2 * per_look)
     breached = np.zeros(soaks, dtype=bool)
     for j in range(looks):
         trials = per_look * (j + 1)
         test = evidence.breach_test(
             0.0, trials, threshold=THRESHOLD, confidence=confidence, looks=looks, look=j + 1
         )
-        limit = evidence.breach_count(trials, test.boundary, THRESHOLD)
-        breached |= counts[:, j] >= limit
+        breached |= counts[:, j] >= evidence.breach_count(trials, test.boundary, THRESHOLD)
+        breached |= per_period[:, j] >= one
+        if j:
+            breached |= per_period[:, j] + per_period[:, j - 1] >= two
     return float(breached.mean())
 
 
@@ -112,15 +129,15 @@ def test_a_canary_exactly_at_the_threshold_is_called_a_breach_at_most_one_time_i
 
 def test_the_calibrated_boundary_spends_its_error_budget_rather_than_wasting_it() -> None:
     # Ville's bound log(1/alpha) is valid for any number of looks but slow; calibration for 12 looks must
-    # be strictly lower, and lowering it further must exceed the budget.
+    # be strictly lower, and lowering it further must exceed the cumulative test's budget.
     boundary = evidence.breach_test(0, 1000, threshold=THRESHOLD, confidence=0.95, looks=12, look=1).boundary
-    assert boundary < math.log(20)
+    assert boundary < math.log(1 / CUMULATIVE_BUDGET)
     looser = boundary - 0.2
     counts_now = [evidence.breach_count(1000 * j, boundary, THRESHOLD) for j in range(1, 13)]
     counts_looser = [evidence.breach_count(1000 * j, looser, THRESHOLD) for j in range(1, 13)]
     assert counts_looser != counts_now
-    assert evidence._crossing_probability(12, 1000, THRESHOLD, looser) > 0.05
-    assert evidence._crossing_probability(12, 1000, THRESHOLD, boundary) <= 0.05
+    assert evidence._crossing_probability(12, 1000, THRESHOLD, looser) > CUMULATIVE_BUDGET
+    assert evidence._crossing_probability(12, 1000, THRESHOLD, boundary) <= CUMULATIVE_BUDGET
 
 
 def test_a_ten_times_breach_is_proven_by_one_period_of_a_thousand_invocations() -> None:
@@ -137,7 +154,7 @@ def test_a_ten_times_breach_is_proven_by_one_period_of_a_thousand_invocations() 
 def test_large_expected_counts_fall_back_to_villes_bound() -> None:
     # Cache misses: 200 a period at the threshold, far past what the recursion is used for.
     test = evidence.breach_test(200, 1000, threshold=0.2, confidence=0.95, looks=12, look=1)
-    assert test.boundary == pytest.approx(math.log(20))
+    assert test.boundary == pytest.approx(math.log(1 / CUMULATIVE_BUDGET))
 
 
 # ---------------------------------------------------------------- what a soak can prove

@@ -61,12 +61,29 @@ def test_a_ten_times_breach_rolls_back_after_one_period() -> None:
     assert decision.reason.endswith("at 95%) over the step's 1,000 invocations")
 
 
+def test_the_reason_names_the_window_that_proved_the_breach() -> None:
+    [verdict] = judge_step(figures([10]), policy(), looks=LOOKS)
+    metric = error_verdict(verdict)
+
+    assert metric.scope == "over the step's 1,000 invocations"
+    assert metric.describe() == f"error rate 1% > 0.1% ({metric.evidence}) over the step's 1,000 invocations"
+
+
 @pytest.mark.parametrize(("offset", "kind"), [(0, DecisionKind.ROLLBACK), (-1, DecisionKind.CONTINUE)])
 def test_the_breach_decision_sits_exactly_at_the_tests_boundary(offset: int, kind: DecisionKind) -> None:
     errors = limit_at(2000, look=2) + offset
     verdicts = judge_step(figures([errors / 2, errors / 2]), policy(), looks=LOOKS)
 
     assert decide(started(), verdicts, policy(), now=T0 + 2 * PERIOD).kind is kind
+
+
+def test_a_ten_times_breach_that_starts_mid_soak_is_not_diluted_by_the_clean_half_hour() -> None:
+    verdicts = judge_step(figures([0] * 6 + [10]), policy(), looks=LOOKS)
+    decision = decide(started(), verdicts, policy(), now=T0 + 7 * PERIOD)
+
+    assert decision.kind is DecisionKind.ROLLBACK
+    assert decision.reason.startswith("error rate 1% > 0.1% (≥ 0.")
+    assert decision.reason.endswith("at 95%) over the last 5m's 1,000 invocations")
 
 
 def test_one_error_in_a_period_is_not_yet_known_not_a_failure() -> None:
@@ -137,6 +154,16 @@ def test_the_soak_passes_only_when_the_bound_proves_the_threshold(extra: int, ki
     verdicts = judge_step(figures(errors), policy(), looks=LOOKS)
 
     assert decide(started(), verdicts, policy(), now=T0 + HOUR).kind is kind
+
+
+def test_a_passed_soak_says_what_it_proved() -> None:
+    verdicts = judge_step(figures([0] * 12), policy(), looks=LOOKS)
+    decision = decide(started(), verdicts, policy(), now=T0 + HOUR)
+
+    errors = format_bound(evidence.upper_bound(0, 12_000, 0.95), upward=True)
+    hits = format_bound(1 - evidence.upper_bound(720, 12_000, 0.95), upward=False)
+    assert decision.kind is DecisionKind.AWAIT_APPROVAL
+    assert decision.reason.endswith(f"; error rate < {errors}, cache hit rate > {hits} with 95% confidence")
 
 
 def test_an_unproven_soak_says_what_it_could_prove_and_how_long_the_rest_would_take() -> None:

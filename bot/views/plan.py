@@ -115,8 +115,12 @@ def evidence_line(power: PlanPower | None, d: Deployment, stable_per_minute: flo
     """'~12,000 canary invocations at 5% for 1 h (stable: 3,800/min over the last hour): rolls back an error
     rate ≥ 0.28% 95% of the time; passes one ≤ 0.027%; in between it ends inconclusive …'."""
     if power is None:
-        why = "no recent invocations of the stable version" if stable_per_minute == 0 else "unknown"
-        return f"the stable's recent traffic is {why}: what this soak can prove is not estimated"
+        why = (
+            "the stable version had no invocations in the last hour"
+            if stable_per_minute == 0
+            else "the stable's recent traffic is unknown"
+        )
+        return f"{why}: what this soak can prove is not estimated"
     level = format_confidence(power.confidence)
     first = f"{percent(d.steps[0])} for {span(d.soak, coarse=True)}"
     text = (
