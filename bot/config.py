@@ -79,7 +79,7 @@ class CanaryDefaults(BaseModel):
     # How periods are judged. "sequential": counts as binomial evidence at `confidence` (bot.evidence);
     # "threshold": the seed's plain rule, each period's figures against the table.
     judge: Literal["sequential", "threshold"] = "sequential"
-    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    confidence: Percent = Field(default=0.95, gt=0.5, lt=1)  # "95%" or 0.95
     on_breach: Literal["rollback", "alert"] = "rollback"
     approval_timeout: Duration = timedelta(minutes=30)
     on_approval_timeout: Literal["rollback", "hold"] = "rollback"

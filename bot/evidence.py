@@ -139,38 +139,63 @@ def breach_count(trials: float, boundary: float, threshold: float) -> int:
     return max(0, math.ceil(round((boundary - base) / per_event, 9)))
 
 
-@lru_cache(maxsize=4096)
 def _calibrated_boundary(looks: int, per_look: int, threshold: float, alpha: float) -> float:
-    """The smallest boundary whose chance of ever being reached by a rate at the threshold is ≤ alpha."""
+    """The smallest boundary whose chance of ever being reached by a rate at the threshold is ≤ alpha.
+
+    Looks are taken as equal, of `per_look` trials, rounded to two significant digits: the boundary barely
+    moves with a few invocations more or less, and the rounding lets ticks share the cached answer.
+    """
+    return _calibrated(looks, _two_digits(per_look), threshold, alpha)
+
+
+def _two_digits(n: int) -> int:
+    if n < 100:
+        return max(n, 0)
+    scale = int(10 ** (len(str(n)) - 2))
+    return round(n / scale) * scale
+
+
+@lru_cache(maxsize=4096)
+def _calibrated(looks: int, per_look: int, threshold: float, alpha: float) -> float:
     ville = math.log(1 / alpha)
     if per_look <= 0 or per_look * looks * threshold > MAX_CALIBRATED_EVENTS:
         return ville
+    # Each look's events: Poisson(per_look × threshold), up to the largest limit any boundary below
+    # Ville's can set (for small rates the binomial's twin; its wider tail only makes the boundary cautious).
+    increment = stats.poisson.pmf(
+        np.arange(breach_count(per_look * looks, ville, threshold) + 1), per_look * threshold
+    )
     low, high = 0.0, ville
-    if _crossing_probability(looks, per_look, threshold, low) <= alpha:
+    if _crossing_probability(looks, per_look, threshold, low, increment) <= alpha:
         return low
     for _ in range(30):
         middle = (low + high) / 2
-        if _crossing_probability(looks, per_look, threshold, middle) <= alpha:
+        if _crossing_probability(looks, per_look, threshold, middle, increment) <= alpha:
             high = middle
         else:
             low = middle
     return high
 
 
-def _crossing_probability(looks: int, per_look: int, threshold: float, boundary: float) -> float:
-    """P(the SPRT reaches `boundary` at some look | rate = threshold), looks of `per_look` trials each.
-
-    Exact recursion over the cumulative event count, with each look's events Poisson(per_look × threshold)
-    (for small rates the binomial's twin; its wider tail only makes the boundary more cautious).
-    """
+def _crossing_probability(
+    looks: int,
+    per_look: int,
+    threshold: float,
+    boundary: float,
+    increment: np.ndarray | None = None,
+) -> float:
+    """P(the SPRT reaches `boundary` at some look | rate = threshold), looks of `per_look` trials each:
+    exact recursion over the cumulative event count."""
     limits = [breach_count(per_look * j, boundary, threshold) for j in range(1, looks + 1)]
     size = max(limits) + 1
-    increment = stats.poisson.pmf(np.arange(size), per_look * threshold)
+    if increment is None or len(increment) < size:
+        increment = stats.poisson.pmf(np.arange(size), per_look * threshold)
+    step = increment[:size]
     alive = np.zeros(size)
     alive[0] = 1.0
     for limit in limits:
         # Counts at or past a look's limit have crossed; so has every count beyond `size` (cut off here).
-        alive = np.convolve(alive, increment)[:size]
+        alive = np.convolve(alive, step)[:size]
         alive[limit:] = 0.0
     return min(1.0, max(0.0, 1.0 - float(alive.sum())))
 

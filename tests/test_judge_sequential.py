@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot import evidence
-from bot.config import FunctionPolicy
+from bot.config import FunctionPolicy, PolicyError, load_policy
 from bot.judge import (
     DecisionKind,
     Outcome,
@@ -221,6 +222,22 @@ def test_judge_threshold_is_the_plain_rule_period_by_period() -> None:
 )
 def test_bounds_are_shown_rounded_away_from_the_estimate(rate: float, upward: bool, shown: str) -> None:
     assert format_bound(rate, upward=upward) == shown
+
+
+def test_the_policy_reads_judge_and_confidence_and_refuses_what_it_cannot_use(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text("defaults: {judge: threshold, confidence: 99%}\nfunctions: {fn: {}}\n")
+    rules = load_policy(good).for_function("fn")
+    assert rules is not None and (rules.judge, rules.confidence) == ("threshold", 0.99)
+    assert FunctionPolicy().judge == "sequential" and FunctionPolicy().confidence == 0.95
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("defaults: {judge: bayesian}\nfunctions: {fn: {}}\n")
+    with pytest.raises(PolicyError, match=r"defaults\.judge"):
+        load_policy(bad)
+    bad.write_text("defaults: {confidence: 100%}\nfunctions: {fn: {}}\n")
+    with pytest.raises(PolicyError, match=r"defaults\.confidence"):
+        load_policy(bad)
 
 
 # ---------------------------------------------------------------- properties

@@ -113,7 +113,7 @@ def _soak_line(d: Deployment, policy: FunctionPolicy) -> str:
 
 def evidence_line(power: PlanPower | None, d: Deployment, stable_per_minute: float | None) -> str:
     """'~12,000 canary invocations at 5% for 1 h (stable: 3,800/min over the last hour): rolls back an error
-    rate ≥ 0.28% 95% of the time; passes one ≤ 0.027%; in between it ends inconclusive …'."""
+    rate ≥ 0.29% 95% of the time; passes one ≤ 0.027%; in between it may end inconclusive …'."""
     if power is None:
         why = (
             "the stable version had no invocations in the last hour"
@@ -135,7 +135,7 @@ def evidence_line(power: PlanPower | None, d: Deployment, stable_per_minute: flo
         text += "no error rate is sure to be rolled back"
     if power.passable is not None:
         text += (
-            f"; passes one ≤ {format_bound(power.passable, upward=False)}; in between it ends inconclusive"
+            f"; passes one ≤ {format_bound(power.passable, upward=False)}; in between it may end inconclusive"
         )
     suggestion = _suggestion(power)
     if suggestion and power.can_pass:
