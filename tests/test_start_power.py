@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.actors import cli_actor
+from bot.cli import render_plan
 from bot.fakes.metrics import FakeMetrics
 from bot.verbs import StartArgs
 from commands.start import RECENT, stable_per_minute
@@ -42,3 +43,13 @@ def test_a_failing_metrics_fetch_leaves_the_estimate_unknown() -> None:
     metrics.fail_next(RuntimeError("throttled"))
 
     assert stable_per_minute(metrics, plan, world.clock.now()) is None
+
+
+def test_the_cli_plan_states_the_rule_of_the_policys_judge() -> None:
+    for judge, expected in (
+        ("sequential", "Rollback  automatic as soon as error rate > 0.1%, cache hit < 80% is shown with 95%"),
+        ("threshold", "Rollback  rollback if error rate > 0.1%, p95 > 100 ms"),
+    ):
+        world = make_world(policy_with(judge=judge))
+        plan = world.service.plan(StartArgs(function=FN, version="2"), cli_actor("maria"))
+        assert expected in render_plan(plan), judge

@@ -170,7 +170,7 @@ def _suggestion(power: PlanPower) -> str:
 
 def _rollback_rule(policy: FunctionPolicy) -> str:
     if policy.judge == "sequential":
-        return _sequential_rule(policy)
+        return sequential_rule(policy)
     rules = threshold_sentence(threshold_rules(policy.thresholds)) or "no thresholds set"
     window = f"{policy.evaluation_periods} × {span(policy.period, coarse=True)}"
     what = "automatic" if policy.on_breach == "rollback" else "alert approvers (no automatic rollback)"
@@ -180,7 +180,8 @@ def _rollback_rule(policy: FunctionPolicy) -> str:
     )
 
 
-def _sequential_rule(policy: FunctionPolicy) -> str:
+def sequential_rule(policy: FunctionPolicy) -> str:
+    """The rollback rule of `judge: sequential` in words (the start preview, the CLI's plan)."""
     t, level = policy.thresholds, format_confidence(policy.confidence)
     what = "automatic" if policy.on_breach == "rollback" else "alert approvers (no automatic rollback)"
     counts = [(name, rule) for name, rule in threshold_rules(t) if name in ("error rate", "cache hit")]
