@@ -1,7 +1,9 @@
-"""Judging a canary: each period against the threshold table, then what to do next.
+"""Judging a canary: each period of the step, then what to do next.
 
-Pure: figures, thresholds, policy and `now` in; verdicts and a decision out. The service fetches the figures,
-calls `judge_period` for every complete period of the current step and `decide` on the result.
+Pure: figures, thresholds, policy and `now` in; verdicts and a decision out. The soak loop fetches the figures,
+calls `judge_step` for the complete periods of the current step and `decide` on the result. `judge_step`
+judges as the policy says: `sequential` (counts as binomial evidence, bot.evidence) or `threshold` (each
+period against the table, `judge_period`). `plan_power` tells a plan what its soak can prove.
 """
 
 from __future__ import annotations
@@ -54,9 +56,8 @@ class MetricVerdict(BaseModel):
     confidence: float | None = None
     sequential: bool = False  # a count judged on the step's cumulative window: a FAIL acts at once
     note: str | None = None  # why NO_DATA: "not yet known", "412 invocations < 1,000 for p99"
-    scope: str | None = (
-        None  # the window a sequential FAIL was proven on: "over the step's 3,000 invocations"
-    )
+    # The window a sequential FAIL was proven on: "over the step's 3,000 invocations".
+    scope: str | None = None
 
     @property
     def value(self) -> float | None:
