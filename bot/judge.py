@@ -271,7 +271,8 @@ def judge_step(
     (errors of invocations, cache misses of lookups) are judged on the step's periods up to and including k,
     as binomial evidence at `policy.confidence` with a sequential test whose boundary is calibrated for
     `looks` (the whole periods the soak spans); its percentiles on period k alone, when it holds enough
-    invocations for that percentile. A period's verdict depends only on periods up to it, so it never changes.
+    invocations for that percentile. A period's verdict depends only on periods up to it (and on `looks`: an
+    extended soak recalibrates every look, a little more strictly).
     """
     ordered = sorted(figures, key=lambda f: f.start)
     if policy.judge == "threshold":
