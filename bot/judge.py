@@ -277,7 +277,11 @@ def judge_step(
     ordered = sorted(figures, key=lambda f: f.start)
     if policy.judge == "threshold":
         return [judge_period(f, policy.thresholds, min_invocations=policy.min_invocations) for f in ordered]
-    return [_judge_sequential(ordered[: k + 1], policy, looks=looks, look=k + 1) for k in range(len(ordered))]
+    tallies = {count.metric: _Tally.of(count, ordered) for count in _COUNTS}
+    return [
+        _judge_sequential(ordered[: k + 1], tallies, policy, looks=looks, look=k + 1)
+        for k in range(len(ordered))
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +305,31 @@ _COUNTS: tuple[_Count, ...] = (
     _Count("cache_hit_rate", "cache hit", "min", lambda t: t.cache_hit_rate, _cache_counts),
 )
 
+
+@dataclass(frozen=True, slots=True)
+class _Tally:
+    """Running sums of one count over a step's periods: the sums of periods [i, j) are
+    canary[j] - canary[i] (events, trials), computed once per step rather than once per look."""
+
+    canary: tuple[tuple[float, float], ...]
+    stable: tuple[tuple[float, float], ...]
+
+    @classmethod
+    def of(cls, count: _Count, periods: Sequence[PeriodFigures]) -> _Tally:
+        def running(pick: Callable[[PeriodFigures], VersionFigures]) -> tuple[tuple[float, float], ...]:
+            sums = [(0.0, 0.0)]
+            for f in periods:
+                events, trials = count.counts(pick(f)) or (0.0, 0.0)
+                sums.append((sums[-1][0] + events, sums[-1][1] + trials))
+            return tuple(sums)
+
+        return cls(canary=running(lambda f: f.canary), stable=running(lambda f: f.stable))
+
+    def between(self, first: int, end: int, *, stable: bool = False) -> tuple[float, float]:
+        sums = self.stable if stable else self.canary
+        return sums[end][0] - sums[first][0], sums[end][1] - sums[first][1]
+
+
 # Percentiles: which percentile, and the count its sample size is read from.
 _PERCENTILES: dict[str, tuple[float, Callable[[VersionFigures], float]]] = {
     "p95_ms": (95.0, lambda v: v.invocations),
@@ -310,7 +339,12 @@ _PERCENTILES: dict[str, tuple[float, Callable[[VersionFigures], float]]] = {
 
 
 def _judge_sequential(
-    window: Sequence[PeriodFigures], policy: FunctionPolicy, *, looks: int, look: int
+    window: Sequence[PeriodFigures],
+    tallies: dict[str, _Tally],
+    policy: FunctionPolicy,
+    *,
+    looks: int,
+    look: int,
 ) -> PeriodVerdict:
     latest = window[-1]
     t, confidence = policy.thresholds, policy.confidence
@@ -321,7 +355,14 @@ def _judge_sequential(
             continue
         metrics.append(
             _count_verdict(
-                count, limit, window, confidence, looks=looks, look=look, recent=policy.evaluation_periods
+                count,
+                limit,
+                window,
+                tallies[count.metric],
+                confidence,
+                looks=looks,
+                look=look,
+                recent=policy.evaluation_periods,
             )
         )
     for check in _ABSOLUTE_CHECKS:
@@ -375,6 +416,7 @@ def _count_verdict(
     count: _Count,
     limit: float,
     window: Sequence[PeriodFigures],
+    tally: _Tally,
     confidence: float,
     *,
     looks: int,
@@ -384,9 +426,8 @@ def _count_verdict(
     """One count over the step so far: FAIL on a sequential breach (over the step, or in the latest period
     or the latest `recent` periods), PASS when the bound proves it within the threshold, otherwise NO_DATA
     ("not yet known")."""
-    canary = [c for f in window if (c := count.counts(f.canary)) is not None]
-    stable = [c for f in window if (c := count.counts(f.stable)) is not None]
-    events, trials = sum(e for e, _ in canary), sum(n for _, n in canary)
+    events, trials = tally.between(0, look)
+    stable_events, stable_trials = tally.between(0, look, stable=True)
     # The rate of bad events: the error rate, or for cache hits the miss rate (1 - hit rate).
     bad_limit = limit if count.comparison == "max" else 1 - limit
 
@@ -400,7 +441,7 @@ def _count_verdict(
         "metric": count.metric,
         "label": count.label,
         "canary": rate,
-        "stable": shown(sum(e for e, _ in stable), sum(n for _, n in stable)),
+        "stable": shown(stable_events, stable_trials),
         "threshold": limit,
         "comparison": count.comparison,
         "unit": "%",
@@ -420,7 +461,7 @@ def _count_verdict(
     if test.breached:
         outcome, bad_bound, note = Outcome.FAIL, lower, None
         base["scope"] = f"over the step's {_count(trials)} {_trial_word(count)}"
-    elif (hit := _recent_breach(count, window, bad_limit, confidence, looks, recent)) is not None:
+    elif (hit := _recent_breach(tally, look, bad_limit, confidence, looks, recent)) is not None:
         # A breach that began mid-soak: the recent window alone proves it (simultaneous bound).
         recent_events, recent_trials, level, periods = hit
         span_text = _span_of(window[-periods:])
@@ -447,21 +488,15 @@ def _span_of(periods: Sequence[PeriodFigures]) -> str:
 
 
 def _recent_breach(
-    count: _Count,
-    window: Sequence[PeriodFigures],
-    bad_limit: float,
-    confidence: float,
-    looks: int,
-    recent: int,
+    tally: _Tally, look: int, bad_limit: float, confidence: float, looks: int, recent: int
 ) -> tuple[float, float, float, int] | None:
     """(events, trials, level, periods) of the first recent window that proves a breach, or None."""
     sizes = sorted({1, max(recent, 1)})
     level = evidence.recent_confidence(confidence, looks=looks, windows=len(sizes))
     for size in sizes:
-        if size > len(window):
+        if size > look:
             continue
-        counted = [c for f in window[-size:] if (c := count.counts(f.canary)) is not None]
-        events, trials = sum(e for e, _ in counted), sum(n for _, n in counted)
+        events, trials = tally.between(look - size, look)
         if evidence.recent_breach(events, trials, threshold=bad_limit, level=level):
             return events, trials, level, size
     return None
