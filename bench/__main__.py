@@ -12,7 +12,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 
-from bench import ack, alarm, metrics_calls, store, tick
+from bench import ack, alarm, judge, metrics_calls, store, tick
 from bench.harness import Check, crashed, format_table
 
 BENCHMARKS: dict[str, Callable[[], list[Check]]] = {
@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, Callable[[], list[Check]]] = {
     "tick": tick.run,
     "metrics_calls": metrics_calls.run,
     "store": store.run,
+    "judge": judge.run,
 }
 
 

@@ -43,6 +43,7 @@ from bot.verbs import (
     help_text,
     parse_words,
 )
+from bot.views.plan import sequential_rule
 from bot.views.text import threshold_rules, threshold_sentence
 
 EXIT_OK, EXIT_AWS, EXIT_BAD_INPUT, EXIT_REFUSED = 0, 1, 2, 3
@@ -280,7 +281,9 @@ def render_plan(plan: StartPlan) -> str:
         f"  After     {plan.after}{new}",
         f"  Steps     {steps}, soak {format_duration(d.soak)} each, "
         f"report every {format_duration(policy.report_every)}",
-        f"  Rollback  {policy.on_breach} if {rules} "
+        f"  Rollback  {sequential_rule(policy)}"
+        if policy.judge == "sequential"
+        else f"  Rollback  {policy.on_breach} if {rules} "
         f"for {policy.evaluation_periods} × {format_duration(policy.period)}",
         f"  Approvers {', '.join(policy.approvers) or '(none listed)'}"
         + ("  · two-person rule" if policy.two_person_rule else ""),

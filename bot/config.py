@@ -75,7 +75,11 @@ class CanaryDefaults(BaseModel):
     report_every: Duration = timedelta(minutes=15)
     period: Duration = timedelta(minutes=5)
     evaluation_periods: int = Field(default=2, ge=1)
-    min_invocations: int = Field(default=200, ge=0)
+    min_invocations: int = Field(default=200, ge=0)  # judge: threshold only
+    # How periods are judged. "sequential": counts as binomial evidence at `confidence` (bot.evidence);
+    # "threshold": the seed's plain rule, each period's figures against the table.
+    judge: Literal["sequential", "threshold"] = "sequential"
+    confidence: Percent = Field(default=0.95, gt=0.5, lt=1)  # "95%" or 0.95
     on_breach: Literal["rollback", "alert"] = "rollback"
     approval_timeout: Duration = timedelta(minutes=30)
     on_approval_timeout: Literal["rollback", "hold"] = "rollback"

@@ -1,7 +1,9 @@
-"""Judging a canary: each period against the threshold table, then what to do next.
+"""Judging a canary: each period of the step, then what to do next.
 
-Pure: figures, thresholds, policy and `now` in; verdicts and a decision out. The service fetches the figures,
-calls `judge_period` for every complete period of the current step and `decide` on the result.
+Pure: figures, thresholds, policy and `now` in; verdicts and a decision out. The soak loop fetches the figures,
+calls `judge_step` for the complete periods of the current step and `decide` on the result. `judge_step`
+judges as the policy says: `sequential` (counts as binomial evidence, bot.evidence) or `threshold` (each
+period against the table, `judge_period`). `plan_power` tells a plan what its soak can prove.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bot import evidence
 from bot.config import FunctionPolicy
 from bot.model import Deployment, PeriodFigures, State, Thresholds, VersionFigures
 from bot.units import format_duration, format_percent
@@ -47,6 +50,14 @@ class MetricVerdict(BaseModel):
     threshold: float
     comparison: Comparison  # "max": fail above threshold; "min": fail below
     unit: Unit
+    # judge: sequential. `bound` is the one-sided confidence bound of a count's rate over the step so far
+    # (the side that decided: above the threshold when failing, the other side otherwise).
+    bound: float | None = None
+    confidence: float | None = None
+    sequential: bool = False  # a count judged on the step's cumulative window: a FAIL acts at once
+    note: str | None = None  # why NO_DATA: "not yet known", "412 invocations < 1,000 for p99"
+    # The window a sequential FAIL was proven on: "over the step's 3,000 invocations".
+    scope: str | None = None
 
     @property
     def value(self) -> float | None:
@@ -58,13 +69,29 @@ class MetricVerdict(BaseModel):
         name = _PHRASES.get(self.metric, self.label)
         value = self.value
         if value is None or math.isnan(value):
-            return f"{name} no data"
+            return f"{name} no data" + (f" ({self.note})" if self.note else "")
         shown, limit = _format_pair(value, self.threshold, self.unit)
         # The sign states the figures, not the outcome: a low-traffic NO_DATA period may read "4% > 0.1%".
         beyond = _against(value, self.threshold, self.comparison) is Outcome.FAIL
         signs = {"max": (">", "≤"), "min": ("<", "≥")}[self.comparison]
         sign = signs[0] if beyond else signs[1]
-        return f"{name} {shown} {sign} {limit}"
+        text = f"{name} {shown} {sign} {limit}"
+        if self.evidence:
+            text += f" ({self.evidence})"
+        if self.outcome is Outcome.FAIL and self.scope:
+            text += f" {self.scope}"
+        if self.outcome is Outcome.NO_DATA and self.note:
+            text += f": {self.note}"
+        return text
+
+    @property
+    def evidence(self) -> str:
+        """'≤ 0.14% at 95%': what the count proves (empty when it was not judged as a count)."""
+        if self.bound is None or self.confidence is None:
+            return ""
+        upper = (self.comparison == "max") != (self.outcome is Outcome.FAIL)
+        shown = format_bound(self.bound, upward=upper)
+        return f"{'≤' if upper else '≥'} {shown} at {format_confidence(self.confidence)}"
 
 
 class PeriodVerdict(BaseModel):
@@ -234,6 +261,324 @@ def _against(value: float | None, limit: float, comparison: Comparison) -> Outco
     return Outcome.FAIL if breached else Outcome.PASS
 
 
+# ---------------------------------------------------------------- the step, period by period
+def judge_step(
+    figures: Sequence[PeriodFigures], policy: FunctionPolicy, *, looks: int
+) -> list[PeriodVerdict]:
+    """Judge every complete period of a step (oldest first), as the policy's `judge` says.
+
+    `threshold`: each period on its own against the table (`judge_period`). `sequential`: period k's counts
+    (errors of invocations, cache misses of lookups) are judged on the step's periods up to and including k,
+    as binomial evidence at `policy.confidence` with a sequential test whose boundary is calibrated for
+    `looks` (the whole periods the soak spans); its percentiles on period k alone, when it holds enough
+    invocations for that percentile. A period's verdict depends only on periods up to it (and on `looks`: an
+    extended soak recalibrates every look, a little more strictly).
+    """
+    ordered = sorted(figures, key=lambda f: f.start)
+    if policy.judge == "threshold":
+        return [judge_period(f, policy.thresholds, min_invocations=policy.min_invocations) for f in ordered]
+    tallies = {count.metric: _Tally.of(count, ordered) for count in _COUNTS}
+    return [
+        _judge_sequential(ordered[: k + 1], tallies, policy, looks=looks, look=k + 1)
+        for k in range(len(ordered))
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class _Count:
+    metric: str
+    label: str
+    comparison: Comparison
+    limit: Callable[[Thresholds], float | None]
+    # (events, trials) of one period: the events are the bad outcomes (errors, cache misses).
+    counts: Callable[[VersionFigures], tuple[float, float] | None]
+
+
+def _cache_counts(v: VersionFigures) -> tuple[float, float] | None:
+    if v.cache_hits is None or v.cache_misses is None:
+        return None
+    return float(v.cache_misses), float(v.cache_hits + v.cache_misses)
+
+
+_COUNTS: tuple[_Count, ...] = (
+    _Count("error_rate", "errors", "max", lambda t: t.error_rate, lambda v: (v.errors, v.invocations)),
+    _Count("cache_hit_rate", "cache hit", "min", lambda t: t.cache_hit_rate, _cache_counts),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Tally:
+    """Running sums of one count over a step's periods: the sums of periods [i, j) are
+    canary[j] - canary[i] (events, trials), computed once per step rather than once per look."""
+
+    canary: tuple[tuple[float, float], ...]
+    stable: tuple[tuple[float, float], ...]
+
+    @classmethod
+    def of(cls, count: _Count, periods: Sequence[PeriodFigures]) -> _Tally:
+        def running(pick: Callable[[PeriodFigures], VersionFigures]) -> tuple[tuple[float, float], ...]:
+            sums = [(0.0, 0.0)]
+            for f in periods:
+                events, trials = count.counts(pick(f)) or (0.0, 0.0)
+                sums.append((sums[-1][0] + events, sums[-1][1] + trials))
+            return tuple(sums)
+
+        return cls(canary=running(lambda f: f.canary), stable=running(lambda f: f.stable))
+
+    def between(self, first: int, end: int, *, stable: bool = False) -> tuple[float, float]:
+        sums = self.stable if stable else self.canary
+        return sums[end][0] - sums[first][0], sums[end][1] - sums[first][1]
+
+
+# Percentiles: which percentile, and the count its sample size is read from.
+_PERCENTILES: dict[str, tuple[float, Callable[[VersionFigures], float]]] = {
+    "p95_ms": (95.0, lambda v: v.invocations),
+    "p99_ms": (99.0, lambda v: v.invocations),
+    "cache_miss_p95_ms": (95.0, lambda v: float(v.cache_misses or 0)),
+}
+
+
+def _judge_sequential(
+    window: Sequence[PeriodFigures],
+    tallies: dict[str, _Tally],
+    policy: FunctionPolicy,
+    *,
+    looks: int,
+    look: int,
+) -> PeriodVerdict:
+    latest = window[-1]
+    t, confidence = policy.thresholds, policy.confidence
+    metrics: list[MetricVerdict] = []
+    for count in _COUNTS:
+        limit = count.limit(t)
+        if limit is None:
+            continue
+        metrics.append(
+            _count_verdict(
+                count,
+                limit,
+                window,
+                tallies[count.metric],
+                confidence,
+                looks=looks,
+                look=look,
+                recent=policy.evaluation_periods,
+            )
+        )
+    for check in _ABSOLUTE_CHECKS:
+        if check.metric not in _PERCENTILES or (limit := check.limit(t)) is None:
+            continue
+        percentile, samples = _PERCENTILES[check.metric]
+        have, need = samples(latest.canary), evidence.percentile_min_samples(percentile)
+        value = check.canary(latest.canary)
+        outcome, note = _against(value, limit, check.comparison), None
+        if have < need:
+            outcome = Outcome.NO_DATA
+            what = "cache misses" if check.metric.startswith("cache") else "invocations"
+            note = f"{_count(have)} {what} < {_count(need)} needed for a p{percentile:g}"
+        metrics.append(
+            MetricVerdict(
+                metric=check.metric,
+                label=check.label,
+                outcome=outcome,
+                canary=value,
+                stable=check.canary(latest.stable),
+                threshold=limit,
+                comparison=check.comparison,
+                unit=check.unit,
+                note=note,
+            )
+        )
+    metrics += [m for m in _relative(latest, t) if m is not None]
+    failing = [m for m in metrics if m.outcome is Outcome.FAIL]
+    unknown = [m for m in metrics if m.outcome is Outcome.NO_DATA]
+    if failing:
+        outcome, reason = Outcome.FAIL, failing[0].describe()
+    elif any(m.outcome is Outcome.PASS for m in metrics):
+        outcome = Outcome.PASS
+        reason = "all within thresholds"
+        if unknown:
+            reason = "within thresholds where known; " + "; ".join(m.describe() for m in unknown)
+    else:
+        outcome = Outcome.NO_DATA
+        reason = "; ".join(m.describe() for m in unknown) or "no datapoints for any judged metric"
+    return PeriodVerdict(
+        start=latest.start,
+        end=latest.end,
+        outcome=outcome,
+        metrics=metrics,
+        canary_invocations=round(latest.canary.invocations),
+        reason=reason,
+    )
+
+
+def _count_verdict(
+    count: _Count,
+    limit: float,
+    window: Sequence[PeriodFigures],
+    tally: _Tally,
+    confidence: float,
+    *,
+    looks: int,
+    look: int,
+    recent: int,
+) -> MetricVerdict:
+    """One count over the step so far: FAIL on a sequential breach (over the step, or in the latest period
+    or the latest `recent` periods), PASS when the bound proves it within the threshold, otherwise NO_DATA
+    ("not yet known")."""
+    events, trials = tally.between(0, look)
+    stable_events, stable_trials = tally.between(0, look, stable=True)
+    # The rate of bad events: the error rate, or for cache hits the miss rate (1 - hit rate).
+    bad_limit = limit if count.comparison == "max" else 1 - limit
+
+    def shown(e: float, n: float) -> float | None:
+        if n <= 0:
+            return None
+        return e / n if count.comparison == "max" else 1 - e / n
+
+    rate = shown(events, trials)
+    base = {
+        "metric": count.metric,
+        "label": count.label,
+        "canary": rate,
+        "stable": shown(stable_events, stable_trials),
+        "threshold": limit,
+        "comparison": count.comparison,
+        "unit": "%",
+        "sequential": True,
+        "confidence": confidence,
+    }
+    if trials <= 0:
+        return MetricVerdict(outcome=Outcome.NO_DATA, note="nothing counted yet", **base)
+    if not 0 < bad_limit < 1:
+        # A threshold of 0% or 100% leaves nothing to estimate: the plain comparison decides.
+        return MetricVerdict(outcome=_against(rate, limit, count.comparison), **base)
+    upper = evidence.upper_bound(events, trials, confidence)
+    lower = evidence.lower_bound(events, trials, confidence)
+    test = evidence.breach_test(
+        events, trials, threshold=bad_limit, confidence=confidence, looks=looks, look=look
+    )
+    if test.breached:
+        outcome, bad_bound, note = Outcome.FAIL, lower, None
+        base["scope"] = f"over the step's {_count(trials)} {_trial_word(count)}"
+    elif (hit := _recent_breach(tally, look, bad_limit, confidence, looks, recent)) is not None:
+        # A breach that began mid-soak: the recent window alone proves it (simultaneous bound).
+        recent_events, recent_trials, level, periods = hit
+        span_text = _span_of(window[-periods:])
+        base["canary"] = shown(recent_events, recent_trials)
+        base["scope"] = f"over the last {span_text}'s {_count(recent_trials)} {_trial_word(count)}"
+        outcome, note = Outcome.FAIL, None
+        bad_bound = evidence.lower_bound(recent_events, recent_trials, level)
+    elif upper <= bad_limit:
+        outcome, bad_bound, note = Outcome.PASS, upper, None
+    else:
+        outcome, bad_bound, note = Outcome.NO_DATA, upper, "not yet known"
+    bound = bad_bound if count.comparison == "max" else 1 - bad_bound
+    if note:
+        note += f" after {_count(trials)} {_trial_word(count)}"
+    return MetricVerdict(outcome=outcome, bound=bound, note=note, **base)
+
+
+def _trial_word(count: _Count) -> str:
+    return "invocations" if count.metric == "error_rate" else "lookups"
+
+
+def _span_of(periods: Sequence[PeriodFigures]) -> str:
+    return format_duration(periods[-1].end - periods[0].start)
+
+
+def _recent_breach(
+    tally: _Tally, look: int, bad_limit: float, confidence: float, looks: int, recent: int
+) -> tuple[float, float, float, int] | None:
+    """(events, trials, level, periods) of the first recent window that proves a breach, or None."""
+    sizes = sorted({1, max(recent, 1)})
+    level = evidence.recent_confidence(confidence, looks=looks, windows=len(sizes))
+    for size in sizes:
+        if size > look:
+            continue
+        events, trials = tally.between(look - size, look)
+        if evidence.recent_breach(events, trials, threshold=bad_limit, level=level):
+            return events, trials, level, size
+    return None
+
+
+# ---------------------------------------------------------------- what a plan can tell
+# The plan suggests a weight or soak that would pass a canary erring at this share of the threshold.
+SUGGESTED_PASS = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class PlanPower:
+    """What a planned step can prove about the error rate (judge: sequential), from the stable's traffic."""
+
+    threshold: float
+    confidence: float
+    canary_invocations: float  # expected over the soak
+    detectable: float | None  # smallest error rate rolled back with `confidence` by the soak's end
+    passable: float | None  # largest error rate passed with `confidence`; None: not even 0% would be
+    pass_needs: float  # invocations a canary with no errors needs to be proven below the threshold
+    suggested_weight: float | None  # to pass SUGGESTED_PASS × threshold (None: no need, or ≥ 100%)
+    suggested_soak: timedelta | None
+
+    @property
+    def can_pass(self) -> bool:
+        return self.passable is not None
+
+
+def plan_power(
+    policy: FunctionPolicy, *, weight: float, soak: timedelta, stable_per_minute: float
+) -> PlanPower | None:
+    """The power of one step at `weight` for `soak`, if the stable's traffic keeps its recent pace.
+
+    None when nothing is to be estimated (judge: threshold, no error-rate threshold, no traffic figure).
+    """
+    threshold = policy.thresholds.error_rate
+    if policy.judge != "sequential" or threshold is None or not 0 < threshold < 1 or stable_per_minute <= 0:
+        return None
+    confidence = policy.confidence
+    looks = max(1, int(soak // policy.period)) if policy.period > timedelta(0) else 1
+    alias_per_minute = stable_per_minute / (1 - weight)  # the stable serves (1 - weight) of the alias
+    trials = alias_per_minute * weight * soak.total_seconds() / 60
+    passable = evidence.passable_rate(trials, threshold=threshold, confidence=confidence)
+    target = SUGGESTED_PASS * threshold
+    suggested_weight = suggested_soak = None
+    if passable is None or passable < target:
+        needed = _trials_to_pass(target, threshold, confidence, start=max(trials, 1.0))
+        factor = needed / max(trials, 1.0)
+        if weight * factor < 1:
+            suggested_weight = math.ceil(weight * factor * 100) / 100
+        suggested_soak = timedelta(minutes=math.ceil(soak.total_seconds() / 60 * factor / 15) * 15)
+    return PlanPower(
+        threshold=threshold,
+        confidence=confidence,
+        canary_invocations=trials,
+        detectable=evidence.detectable_rate(trials, threshold=threshold, confidence=confidence, looks=looks),
+        passable=passable,
+        pass_needs=evidence.invocations_to_prove_below(0.0, threshold, confidence) or math.inf,
+        suggested_weight=suggested_weight,
+        suggested_soak=suggested_soak,
+    )
+
+
+def _trials_to_pass(rate: float, threshold: float, confidence: float, *, start: float) -> float:
+    """The fewest invocations that pass a canary erring at `rate` (< threshold) with `confidence`."""
+
+    def enough(trials: float) -> bool:
+        found = evidence.passable_rate(trials, threshold=threshold, confidence=confidence)
+        return found is not None and found >= rate
+
+    low, high = 1.0, start
+    while not enough(high):
+        low, high = high, high * 2
+    while high - low > max(1.0, high * 1e-3):
+        middle = (low + high) / 2
+        if enough(middle):
+            high = middle
+        else:
+            low = middle
+    return high
+
+
 # ---------------------------------------------------------------- statistics
 def compare_series(
     canary: Sequence[float],
@@ -308,6 +653,14 @@ def decide(
     if d.state not in _JUDGED_STATES:
         return make(DecisionKind.CONTINUE, f"nothing to judge: deployment is {d.state.value}")
 
+    confident = [m for m in failing if m.sequential]
+    if confident:
+        # A count past its sequential boundary is already proof over the whole step: act now.
+        reason = confident[0].describe()
+        if d.state is State.HELD or policy.on_breach == "alert":
+            return make(DecisionKind.ALERT, reason)
+        return make(DecisionKind.ROLLBACK, reason)
+
     if streak >= policy.evaluation_periods:
         reason = f"{periods[-1].reason} for {streak} periods"
         if d.state is State.HELD or policy.on_breach == "alert":
@@ -336,6 +689,13 @@ def required_passes(d: Deployment, policy: FunctionPolicy) -> int:
     return max(policy.evaluation_periods, -(-whole * share // of))  # integer ceiling: no float drift
 
 
+def soak_periods(d: Deployment, period: timedelta) -> int:
+    """Whole periods the current step's soak spans, as it stands (an extended soak spans more); at least 1."""
+    if d.step_started_at is not None and d.soak_ends_at is not None and period > timedelta(0):
+        return max(1, int((d.soak_ends_at - d.step_started_at) // period))
+    return max(1, _whole_periods(d, period))
+
+
 def _whole_periods(d: Deployment, period: timedelta) -> int:
     if period <= timedelta(0):
         return 0
@@ -361,23 +721,80 @@ def _end_of_soak(
     needed = required_passes(d, policy)
     breached = _longest_failure_run(periods) >= policy.evaluation_periods
     ends_failing = bool(periods) and periods[-1].outcome is Outcome.FAIL
-    if breached or ends_failing or passed < needed:
-        why = "a breach" if breached else "the last period failed" if ends_failing else "too little evidence"
+    unproven = _unproven_counts(periods) if policy.judge == "sequential" else []
+    if breached or ends_failing or passed < needed or unproven:
+        why = (
+            "a breach"
+            if breached
+            else "the last period failed"
+            if ends_failing
+            else "too little evidence"
+            if passed < needed
+            else "not yet known"
+        )
         reason = (
             f"soak inconclusive ({why}): {passed} of {len(periods)} periods passed ({needed} needed), "
             f"{len(periods) - passed - failed} without enough data, {failed} failed"
         )
+        if unproven:
+            reason += "; " + "; ".join(_could_prove(m, d, periods, policy) for m in unproven)
         return DecisionKind.INCONCLUSIVE, reason
     isolated = f" ({failed} isolated failing period{'s' if failed > 1 else ''})" if failed else ""
     reason = (
         f"soak passed: {passed}/{len(periods)} periods within thresholds{isolated} "
         f"at {format_percent(d.weight)} for {format_duration(d.soak)}"
     )
+    proven = [m for m in periods[-1].metrics if m.sequential and m.bound is not None] if periods else []
+    if proven:
+        shown = ", ".join(
+            f"{_PHRASES.get(m.metric, m.label)} {'<' if m.comparison == 'max' else '>'} "
+            f"{format_bound(m.bound, upward=m.comparison == 'max')}"
+            for m in proven
+            if m.bound is not None
+        )
+        reason += f"; {shown} with {format_confidence(policy.confidence)} confidence"
     if not d.is_last_step:
         return DecisionKind.NEXT_STEP, reason
     if policy.auto_promote:
         return DecisionKind.PROMOTE, reason
     return DecisionKind.AWAIT_APPROVAL, reason
+
+
+def _unproven_counts(periods: Sequence[PeriodVerdict]) -> list[MetricVerdict]:
+    """Counts (judge: sequential) the step's evidence has not yet proven within their thresholds."""
+    if not periods:
+        return []
+    return [m for m in periods[-1].metrics if m.sequential and m.outcome is not Outcome.PASS]
+
+
+def _step_trials(periods: Sequence[PeriodVerdict]) -> int:
+    return sum(v.canary_invocations for v in periods)
+
+
+def _could_prove(
+    m: MetricVerdict, d: Deployment, periods: Sequence[PeriodVerdict], policy: FunctionPolicy
+) -> str:
+    """'error rate < 0.15% with 95% confidence; 0.1% needs about 40 more minutes at 5%'."""
+    name = _PHRASES.get(m.metric, m.label)
+    level = format_confidence(policy.confidence)
+    if m.bound is None or m.canary is None:
+        return f"{name}: nothing counted"
+    sign = "<" if m.comparison == "max" else ">"
+    proved = f"{name} {sign} {format_bound(m.bound, upward=m.comparison == 'max')} with {level} confidence"
+    # How long the same traffic and the same rate would take to prove the threshold.
+    bad_rate = m.canary if m.comparison == "max" else 1 - m.canary
+    bad_limit = m.threshold if m.comparison == "max" else 1 - m.threshold
+    trials = _step_trials(periods) if m.metric == "error_rate" else None
+    needed = evidence.invocations_to_prove_below(bad_rate, bad_limit, policy.confidence)
+    limit = _format(m.threshold, m.unit)
+    if needed is None:
+        return f"{proved}; at the rate seen so far it will not show {sign} {limit}"
+    span_judged = periods[-1].end - periods[0].start
+    if trials is None or trials <= 0 or span_judged <= timedelta(0):
+        return proved
+    more = max(needed - trials, 0.0) / trials * span_judged
+    minutes = max(5, math.ceil(more.total_seconds() / 60 / 5) * 5)
+    return f"{proved}; {limit} needs about {minutes} more minutes at {format_percent(d.weight)}"
 
 
 def _longest_failure_run(periods: Sequence[PeriodVerdict]) -> int:
@@ -417,6 +834,24 @@ def _format_pair(value: float, threshold: float, unit: Unit) -> tuple[str, str]:
     if shown == limit and value != threshold:
         shown = _format(value, unit, precise=True)
     return shown, limit
+
+
+def format_bound(rate: float, *, upward: bool) -> str:
+    """A rate's confidence bound as a percentage of two significant digits, rounded away from the estimate
+    (an upper bound up, a lower one down) so that the text stays true: 0.000749 -> '0.075%'."""
+    pct = rate * 100
+    if pct <= 0:
+        return "0%"
+    exponent = math.floor(math.log10(pct))
+    step = 10.0 ** (exponent - 1)
+    rounded = (math.ceil if upward else math.floor)(round(pct / step, 9)) * step
+    text = f"{rounded:.{max(0, 1 - exponent)}f}"
+    return (text.rstrip("0").rstrip(".") if "." in text else text) + "%"
+
+
+def format_confidence(confidence: float) -> str:
+    """0.95 -> '95%', 0.975 -> '97.5%'."""
+    return f"{confidence * 100:.4g}%"
 
 
 def _format(value: float, unit: Unit, *, precise: bool = False) -> str:

@@ -210,7 +210,7 @@ class SoakRunner:
         """The current step's stored figures and their verdicts, judged exactly as the tick judges them."""
         policy = self.service.policy_for(d.function)
         figures = _step_figures(d, self.service.store.figures_for(d.id))
-        return figures, self._judge(figures, policy)
+        return figures, self._judge(d, figures, policy)
 
     def latest_verdicts(self, deployments: Sequence[Deployment]) -> dict[str, PeriodVerdict]:
         """Deployment id -> its latest judged period, for those that have one."""
@@ -277,7 +277,7 @@ class SoakRunner:
                 state = d.state.value if d is not None else "gone"
                 return TickOutcome(listed.id, DecisionKind.CONTINUE, f"ended meanwhile ({state})")
             self._report_safely(d, policy, now)
-            verdicts = self._judge(_step_figures(d, store.figures_for(d.id)), policy)
+            verdicts = self._judge(d, _step_figures(d, store.figures_for(d.id)), policy)
             decision = judge.decide(d, verdicts, policy, now=now)
             noted = self._note(d, decision, verdicts)
             if noted is None:
@@ -295,10 +295,11 @@ class SoakRunner:
             reason = decision.reason if decision is not None else "not judged"
             return TickOutcome(listed.id, kind, reason, error=str(exc))
 
-    def _judge(self, figures: list[PeriodFigures], policy: FunctionPolicy) -> list[PeriodVerdict]:
-        verdicts = [
-            judge.judge_period(f, policy.thresholds, min_invocations=policy.min_invocations) for f in figures
-        ]
+    def _judge(
+        self, d: Deployment, figures: list[PeriodFigures], policy: FunctionPolicy
+    ) -> list[PeriodVerdict]:
+        # The sequential judge calibrates for the looks the step's soak holds (more when it was extended).
+        verdicts = judge.judge_step(figures, policy, looks=judge.soak_periods(d, policy.period))
         if policy.statistical.enabled:
             verdicts = _with_series_checks(figures, verdicts, policy)
         return verdicts

@@ -11,7 +11,7 @@ import math
 import pytest
 
 import bench.__main__ as runner
-from bench import ack, alarm, metrics_calls, store, tick
+from bench import ack, alarm, judge, metrics_calls, store, tick
 from bench.harness import Check, format_table, percentile
 
 
@@ -74,6 +74,24 @@ def test_store_benchmark_writes_and_loads_history() -> None:
     assert writes.name == "store: 6 audits + 3 saves"
     assert memory.note.startswith("tracemalloc; 3 deployments loaded")
     assert memory.unit == "MiB" and memory.ours < 20
+
+
+def test_judge_benchmark_soaks_through_the_real_loop_with_both_rules() -> None:
+    cases = [c for c in judge.CASES if c.name in ("healthy 0.2×", "errors 10×")]
+    checks = judge.run(soaks=3, cases=cases)
+
+    by_name = _by_name(checks)
+    assert set(by_name) == {
+        "judge, healthy 0.2×: rolled back",
+        "judge, healthy 0.2×: passed",
+        "judge, errors 10×: rolled back ≤ 10 min",
+        "judge, errors 10×: median minutes to rollback",
+    }
+    # 1% errors at ~1,000 canary invocations a period: one period proves it; the plain rule needs two.
+    fast = by_name["judge, errors 10×: median minutes to rollback"]
+    assert (fast.ours, fast.baseline) == (5.0, 10.0)
+    assert by_name["judge, errors 10×: rolled back ≤ 10 min"].ours == 100.0
+    assert "threshold rule:" in by_name["judge, healthy 0.2×: rolled back"].note
 
 
 # ---------------------------------------------------------------- the runner

@@ -48,6 +48,7 @@ def audit_actions(sw: SoakWorld, deployment_id: str) -> list[str]:
 # ---------------------------------------------------------------- several canaries
 def two_canaries(**rules: Any) -> tuple[SoakWorld, str, str]:
     """The seed function and orders-api, both canarying v2 against v1, with the same rules."""
+    rules = {"judge": "threshold", **rules}
     entry = {"alias": ALIAS, "log_group": "/aws/lambda/orders-api", **rules}
     policy = Policy.model_validate(
         {

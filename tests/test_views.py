@@ -13,7 +13,8 @@ import pytest
 
 from bot.config import FunctionPolicy, load_policy
 from bot.events import AlarmAlert, PostMortem, StateNoted, TrafficChanged, WatchAlert, WatchCheckIn
-from bot.judge import judge_period
+from bot.evidence import upper_bound
+from bot.judge import format_bound, judge_period, judge_step, plan_power
 from bot.model import AliasState, AuditRecord, Deployment, PeriodFigures, State
 from bot.ports import PublishedVersion
 from bot.service import HistoryEntry, StartPlan, StatusEntry
@@ -102,11 +103,46 @@ def report(figures: list[PeriodFigures], d: Deployment | None = None, **policy_o
     )
 
 
+def sequential_report(figures: list[PeriodFigures]) -> Blocks:
+    p = policy(judge="sequential")
+    verdicts = judge_step(figures, p, looks=12)
+    return soak_report_blocks(
+        deployment(), number=2, total=4, figures=figures, verdicts=verdicts, policy=p, now=NOW
+    )
+
+
 def table_row(blocks: Blocks, label: str) -> str:
     table = next(b["text"]["text"] for b in blocks if b["type"] == "section" and "```" in b["text"]["text"])
     rows = [line for line in table.strip("`").splitlines() if line.startswith(label + " ")]
     assert len(rows) == 1, f"no single {label!r} row in:\n{table}"
     return str(rows[0])
+
+
+def test_sequential_report_shows_each_count_with_its_bound_and_what_it_proves() -> None:
+    figures = [
+        period(T0 + i * PERIOD, canary=version("42", invocations=1000, errors=e))
+        for i, e in enumerate([1, 0, 1])
+    ]
+    blocks = sequential_report(figures)
+    assert_valid_message(blocks)
+
+    bound = format_bound(upper_bound(2, 3000, 0.95), upward=True)
+    errors = table_row(blocks, "errors")
+    assert f"0.067% (≤ {bound} at 95%)" in errors and errors.endswith("⚠️")  # not yet known
+    hit = table_row(blocks, "cache hit")
+    assert "94% (≥ 9" in hit and hit.endswith("✅")
+    assert "p95 ≥ 200, p99 ≥ 1,000/5 min" in table_row(blocks, "invocations")
+    text = text_of(blocks)
+    assert "errors and cache hit are totals, with their one-sided 95% bound" in text
+    # Why the last period is not a clean pass: the error rate is not yet known.
+    assert "not yet known after 3,000 invocations" in text
+
+
+def test_sequential_report_says_why_a_percentile_was_no_data() -> None:
+    figures = [period(T0, canary=version("42", invocations=600, p99_ms=320.0))]
+    text = text_of(sequential_report(figures))
+
+    assert "p99 320 ms > 300 ms: 600 invocations < 1,000 needed for a p99" in text
 
 
 def test_home_view_and_reason_modal_validate_as_slack_views() -> None:
@@ -136,7 +172,8 @@ def test_status_of_many_canaries_stays_within_the_block_limit() -> None:
 
 # ---------------------------------------------------------------- preview
 def test_preview_shows_alias_now_and_after_soak_and_rollback_thresholds() -> None:
-    plan = StartPlan(deployment=deployment(State.PLANNED), alias_now=STABLE_ONLY, policy=policy())
+    rules = policy(judge="threshold")
+    plan = StartPlan(deployment=deployment(State.PLANNED), alias_now=STABLE_ONLY, policy=rules)
     text = text_of(preview_blocks(plan, now=NOW))
     assert "Canary plan · production-lego-api:production" in text
     assert "*Now*  100% v41" in text
@@ -145,6 +182,47 @@ def test_preview_shows_alias_now_and_after_soak_and_rollback_thresholds() -> Non
     assert "<!subteam^S0SREONCALL>" in text
     assert "error rate > 0.1%, p95 > 100 ms, p99 > 300 ms, cache hit < 80%" in text
     assert "for 2 × 5 min" in text
+
+
+def test_preview_under_the_sequential_judge_states_the_rule_and_what_the_soak_can_prove() -> None:
+    plan = StartPlan(deployment=deployment(State.PLANNED), alias_now=STABLE_ONLY, policy=policy())
+    text = text_of(preview_blocks(plan, now=NOW, stable_per_minute=3800))
+
+    assert (
+        "automatic as soon as error rate > 0.1%, cache hit < 80% is shown with 95% confidence "
+        "(sequential test over the step's counts); or if p95 > 100 ms, p99 > 300 ms, cache-miss p95 > 300 ms "
+        "for 2 × 5 min (a percentile from too few invocations is no data)"
+    ) in text
+    power = plan_power(policy(), weight=0.05, soak=timedelta(hours=1), stable_per_minute=3800)
+    assert power is not None and power.detectable is not None and power.passable is not None
+    assert round(power.canary_invocations) == 12_000  # 3,800 a minute is 95% of the alias
+    detect = format_bound(power.detectable, upward=True)
+    passes = format_bound(power.passable, upward=False)
+    assert (
+        f"*Evidence*  ~12,000 canary invocations at 5% for 1 h (stable: 3,800/min over the last hour): "
+        f"rolls back an error rate ≥ {detect} 95% of the time; passes one ≤ {passes}; "
+        "in between it may end inconclusive · to pass 0.05% use "
+    ) in text
+    assert "cannot judge" not in text
+
+
+def test_preview_warns_when_the_plan_cannot_judge_the_error_rate_at_all() -> None:
+    plan = StartPlan(deployment=deployment(State.PLANNED), alias_now=STABLE_ONLY, policy=policy())
+    # 30 invocations a minute: a 5% canary sees ~95 in an hour, and proving < 0.1% takes ~3,000.
+    text = text_of(preview_blocks(plan, now=NOW, stable_per_minute=30))
+
+    assert "This plan cannot judge the error-rate threshold: even without a single error, ~95 canary" in text
+    assert "cannot show < 0.1% at 95% confidence (that needs 2,994); the soak will end inconclusive." in text
+
+
+def test_preview_says_when_the_stable_traffic_is_unknown() -> None:
+    plan = StartPlan(deployment=deployment(State.PLANNED), alias_now=STABLE_ONLY, policy=policy())
+    text = text_of(preview_blocks(plan, now=NOW))
+
+    assert (
+        "*Evidence*  the stable's recent traffic is unknown: what this soak can prove is not estimated"
+        in text
+    )
 
 
 def test_preview_names_published_changes_but_never_their_values() -> None:
@@ -298,15 +376,28 @@ def test_approval_without_two_person_rule_and_with_hold_timeout() -> None:
     assert "→ holds" in text
 
 
-def test_inconclusive_soak_offers_extend_hold_or_rollback_while_soaking() -> None:
+def test_inconclusive_soak_offers_extend_hold_rollback_or_promote_anyway_while_soaking() -> None:
     blocks = _decision("inconclusive")
     assert "⚠️ Soak inconclusive for v42" in text_of(blocks)
-    assert [b["action_id"] for b in buttons_of(blocks)] == [ACTION_EXTEND, ACTION_HOLD, ACTION_ROLLBACK]
+    assert [b["action_id"] for b in buttons_of(blocks)] == [
+        ACTION_EXTEND,
+        ACTION_HOLD,
+        ACTION_ROLLBACK,
+        ACTION_PROMOTE,
+    ]
+    promote = buttons_of(blocks)[-1]
+    assert promote["text"]["text"] == "Promote v42 anyway" and "style" not in promote
+    assert "did not prove v42 within its thresholds" in json.dumps(promote["confirm"])
 
 
 def test_inconclusive_soak_already_held_offers_resume_instead_of_hold() -> None:
     blocks = _decision("inconclusive", deployment(State.HELD))
-    assert [b["action_id"] for b in buttons_of(blocks)] == [ACTION_EXTEND, ACTION_RESUME, ACTION_ROLLBACK]
+    assert [b["action_id"] for b in buttons_of(blocks)] == [
+        ACTION_EXTEND,
+        ACTION_RESUME,
+        ACTION_ROLLBACK,
+        ACTION_PROMOTE,
+    ]
 
 
 def test_breach_alert_names_the_breach_and_offers_rollback_and_hold() -> None:

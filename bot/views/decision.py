@@ -57,12 +57,11 @@ def decision_blocks(
         lines = [
             f"*{WARN} Soak inconclusive for {c} — it will not be promoted on this evidence*",
             _sentence(reason),
-            f"{asked}: extend the soak, hold, or roll back? "
+            f"{asked}: extend the soak, hold, roll back, or promote anyway? "
             f"Traffic stays {percent(d.weight)} on {c} meanwhile.",
         ]
-        return render(
-            [section("\n".join(lines)), actions(control_buttons(d, ("extend", "hold", "resume", "rollback")))]
-        )
+        offered: tuple[Choice, ...] = ("extend", "hold", "resume", "rollback", "promote")
+        return render([section("\n".join(lines)), actions(control_buttons(d, offered, unproven=True))])
     if why == "breach_alert":
         held = " (held canaries only alert)" if d.state is State.HELD else " (policy: alert only)"
         lines = [
@@ -106,23 +105,43 @@ def _sentence(text: str) -> str:
 
 
 def control_buttons(
-    d: Deployment, choices: tuple[Choice, ...], *, may: Callable[[Choice], bool] | None = None
+    d: Deployment,
+    choices: tuple[Choice, ...],
+    *,
+    may: Callable[[Choice], bool] | None = None,
+    unproven: bool = False,
 ) -> list[ButtonElement]:
     """The buttons for `choices` that the state allows now and `may` (the viewer's rights) lets through.
+
+    `unproven`: the soak did not prove the canary within its thresholds, so Promote reads "Promote anyway"
+    and its confirmation says so.
 
     The click is checked again on the server: a button is a convenience, never the authorization.
     """
     c, s = f"v{d.canary_version}", f"v{d.stable_version}"
     value = button_value(d)
     make = {
-        "promote": lambda: button(
-            f"Promote {c}",
-            ACTION_PROMOTE,
-            value,
-            style="primary",
-            ask=confirm(
-                f"Promote {c} to 100%?", f"{d.key} will route all traffic to {c}.", yes=f"Promote {c}"
-            ),
+        "promote": lambda: (
+            button(
+                f"Promote {c} anyway",
+                ACTION_PROMOTE,
+                value,
+                ask=confirm(
+                    f"Promote {c} unproven?",
+                    f"The soak did not prove {c} within its thresholds. {d.key} will route all traffic to {c}.",
+                    yes=f"Promote {c}",
+                ),
+            )
+            if unproven
+            else button(
+                f"Promote {c}",
+                ACTION_PROMOTE,
+                value,
+                style="primary",
+                ask=confirm(
+                    f"Promote {c} to 100%?", f"{d.key} will route all traffic to {c}.", yes=f"Promote {c}"
+                ),
+            )
         ),
         "extend": lambda: button(
             f"Extend {span(EXTEND_BY, coarse=True)}",

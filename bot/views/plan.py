@@ -9,6 +9,7 @@ from slack_sdk.models.blocks import Block, InputBlock, PlainTextInputElement, Pl
 from slack_sdk.models.views import View
 
 from bot.config import FunctionPolicy
+from bot.judge import SUGGESTED_PASS, PlanPower, format_bound, format_confidence, plan_power
 from bot.model import AliasState, Deployment
 from bot.service import PLAN_TTL, StartPlan
 from bot.views.ids import (
@@ -40,8 +41,11 @@ from bot.views.text import (
 REASON_MAX = 500
 
 
-def preview_blocks(plan: StartPlan, *, now: datetime) -> list[dict[str, Any]]:
-    """What /canary start shows before anything changes: now → after, soak, rollback rule, who approves."""
+def preview_blocks(
+    plan: StartPlan, *, now: datetime, stable_per_minute: float | None = None
+) -> list[dict[str, Any]]:
+    """What /canary start shows before anything changes: now → after, soak, rollback rule, who approves, and
+    (judge: sequential) what the soak can prove, from the stable's recent invocations a minute."""
     d, policy = plan.deployment, plan.policy
     lines = [
         f"*Canary plan · {d.key}*",
@@ -50,7 +54,17 @@ def preview_blocks(plan: StartPlan, *, now: datetime) -> list[dict[str, Any]]:
         f"*Soak*  {_soak_line(d, policy)}",
         f"*Rollback*  {_rollback_rule(policy)}",
     ]
+    power = None
+    if policy.judge == "sequential" and policy.thresholds.error_rate is not None:
+        power = (
+            plan_power(policy, weight=d.steps[0], soak=d.soak, stable_per_minute=stable_per_minute)
+            if stable_per_minute
+            else None
+        )
+        lines.append(f"*Evidence*  {evidence_line(power, d, stable_per_minute)}")
     blocks: list[Block | None] = [section("\n".join(lines))]
+    if power is not None and not power.can_pass:
+        blocks.append(section(f"{WARN} {cannot_judge(power, d)}"))
     if plan.alarms_overridden:
         firing = ", ".join(f"`{escape(name)}`" for name in plan.alarms_overridden)
         blocks.append(section(f"{WARN} Starting although these alarms are in ALARM (override): {firing}"))
@@ -98,7 +112,66 @@ def _soak_line(d: Deployment, policy: FunctionPolicy) -> str:
     return f"{how_long}, report every {span(policy.report_every, coarse=True)} · {then}"
 
 
+def evidence_line(power: PlanPower | None, d: Deployment, stable_per_minute: float | None) -> str:
+    """'~12,000 canary invocations at 5% for 1 h (stable: 3,800/min over the last hour): rolls back an error
+    rate ≥ 0.29% 95% of the time; passes one ≤ 0.027%; in between it may end inconclusive …'."""
+    if power is None:
+        why = (
+            "the stable version had no invocations in the last hour"
+            if stable_per_minute == 0
+            else "the stable's recent traffic is unknown"
+        )
+        return f"{why}: what this soak can prove is not estimated"
+    level = format_confidence(power.confidence)
+    first = f"{percent(d.steps[0])} for {span(d.soak, coarse=True)}"
+    text = (
+        f"~{power.canary_invocations:,.0f} canary invocations at {first} "
+        f"(stable: {stable_per_minute or 0:,.0f}/min over the last hour): "
+    )
+    if power.detectable is not None:
+        text += (
+            f"rolls back an error rate ≥ {format_bound(power.detectable, upward=True)} {level} of the time"
+        )
+    else:
+        text += "no error rate is sure to be rolled back"
+    if power.passable is not None:
+        text += (
+            f"; passes one ≤ {format_bound(power.passable, upward=False)}; in between it may end inconclusive"
+        )
+    suggestion = _suggestion(power)
+    if suggestion and power.can_pass:
+        target = format_bound(SUGGESTED_PASS * power.threshold, upward=False)
+        text += f" · to pass {target} use {suggestion}"
+    return text
+
+
+def cannot_judge(power: PlanPower, d: Deployment) -> str:
+    level = format_confidence(power.confidence)
+    text = (
+        f"This plan cannot judge the error-rate threshold: even without a single error, "
+        f"~{power.canary_invocations:,.0f} canary invocations cannot show < {percent(power.threshold)} "
+        f"at {level} confidence (that needs {power.pass_needs:,.0f}); the soak will end inconclusive."
+    )
+    suggestion = _suggestion(power)
+    return text + (
+        f" To pass {format_bound(SUGGESTED_PASS * power.threshold, upward=False)}, use {suggestion}."
+        if suggestion
+        else ""
+    )
+
+
+def _suggestion(power: PlanPower) -> str:
+    options = []
+    if power.suggested_weight is not None:
+        options.append(f"{percent(power.suggested_weight)} weight")
+    if power.suggested_soak is not None:
+        options.append(f"a {span(power.suggested_soak, coarse=True)} soak")
+    return " or ".join(options)
+
+
 def _rollback_rule(policy: FunctionPolicy) -> str:
+    if policy.judge == "sequential":
+        return sequential_rule(policy)
     rules = threshold_sentence(threshold_rules(policy.thresholds)) or "no thresholds set"
     window = f"{policy.evaluation_periods} × {span(policy.period, coarse=True)}"
     what = "automatic" if policy.on_breach == "rollback" else "alert approvers (no automatic rollback)"
@@ -106,6 +179,27 @@ def _rollback_rule(policy: FunctionPolicy) -> str:
         f"{what} if {rules} for {window}; periods under {policy.min_invocations:,} canary invocations "
         "count as no data"
     )
+
+
+def sequential_rule(policy: FunctionPolicy) -> str:
+    """The rollback rule of `judge: sequential` in words (the start preview, the CLI's plan)."""
+    t, level = policy.thresholds, format_confidence(policy.confidence)
+    what = "automatic" if policy.on_breach == "rollback" else "alert approvers (no automatic rollback)"
+    counts = [(name, rule) for name, rule in threshold_rules(t) if name in ("error rate", "cache hit")]
+    rest = [(name, rule) for name, rule in threshold_rules(t) if name not in ("error rate", "cache hit")]
+    parts = []
+    if counts:
+        parts.append(
+            f"{what} as soon as {threshold_sentence(counts)} is shown with {level} confidence "
+            "(sequential test over the step's counts)"
+        )
+    if rest:
+        window = f"{policy.evaluation_periods} × {span(policy.period, coarse=True)}"
+        parts.append(
+            f"{'' if counts else what + ' '}if {threshold_sentence(rest)} for {window} "
+            "(a percentile from too few invocations is no data)"
+        )
+    return "; or ".join(parts) or "no thresholds set"
 
 
 # ---------------------------------------------------------------- /canary promote | rollback

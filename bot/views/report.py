@@ -12,7 +12,8 @@ from slack_sdk.models.blocks import Block
 
 from bot.comms import SoakTotals, soak_totals
 from bot.config import FunctionPolicy
-from bot.judge import Outcome, PeriodVerdict
+from bot.evidence import percentile_min_samples
+from bot.judge import MetricVerdict, Outcome, PeriodVerdict, format_confidence
 from bot.model import Deployment, PeriodFigures, State
 from bot.views.kit import code, context, render, section
 from bot.views.parent import OUTCOME_MARKS
@@ -46,7 +47,7 @@ def soak_report_blocks(
     lines = [title, _periods_line(verdicts, policy)]
     blocks: list[Block] = [section("\n".join(line for line in lines if line))]
     if figures:
-        blocks.append(code(_table(d, totals, policy)))
+        blocks.append(code(_table(d, totals, policy, _counts_judged(verdicts))))
     else:
         blocks.append(section(f"{WARN} no complete period yet: nothing to compare"))
     blocks.append(context(_footnote(d, totals, policy, now)))
@@ -77,8 +78,18 @@ def _periods_line(verdicts: Sequence[PeriodVerdict], policy: FunctionPolicy) -> 
     return line
 
 
-def _table(d: Deployment, totals: SoakTotals, policy: FunctionPolicy) -> str:
-    rows = _rows(totals, policy)
+def _counts_judged(verdicts: Sequence[PeriodVerdict]) -> dict[str, MetricVerdict]:
+    """The latest period's counts judged over the step (judge: sequential): metric -> verdict."""
+    if not verdicts:
+        return {}
+    latest = max(verdicts, key=lambda v: v.start)
+    return {m.metric: m for m in latest.metrics if m.sequential}
+
+
+def _table(
+    d: Deployment, totals: SoakTotals, policy: FunctionPolicy, counts: dict[str, MetricVerdict]
+) -> str:
+    rows = _rows(totals, policy, counts)
     head = _Row("", f"canary v{d.canary_version}", f"stable v{d.stable_version}", "threshold", "")
     widths = [
         max(len(r.label) for r in (head, *rows)),
@@ -94,7 +105,7 @@ def _table(d: Deployment, totals: SoakTotals, policy: FunctionPolicy) -> str:
     return "\n".join(out)
 
 
-def _rows(totals: SoakTotals, policy: FunctionPolicy) -> list[_Row]:
+def _rows(totals: SoakTotals, policy: FunctionPolicy, counts: dict[str, MetricVerdict]) -> list[_Row]:
     t, canary, stable = policy.thresholds, totals.canary, totals.stable
     # With no period at the traffic bar, a figure is shown but proves nothing either way.
     judgeable = totals.judged_periods > 0
@@ -108,23 +119,38 @@ def _rows(totals: SoakTotals, policy: FunctionPolicy) -> list[_Row]:
         upper: bool,
         fmt: Callable[[float | None], str],
         shown: str | None = None,
+        judged: MetricVerdict | None = None,
     ) -> None:
         if limit is None:
             return
-        rows.append(
-            _Row(
-                label,
-                fmt(mine),
-                fmt(theirs),
-                f"{'≤' if upper else '≥'} {shown or fmt(limit)}",
-                _mark(mine, limit, upper=upper, judgeable=judgeable),
-            )
-        )
+        mark = _mark(mine, limit, upper=upper, judgeable=judgeable)
+        figure = fmt(mine)
+        if judged is not None:
+            # The count judged as evidence: its bound, and the verdict of the sequential judge.
+            figure += f" ({judged.evidence})" if judged.evidence else ""
+            mark = {Outcome.PASS: PASS, Outcome.FAIL: BREACH, Outcome.NO_DATA: WARN}[judged.outcome]
+        rows.append(_Row(label, figure, fmt(theirs), f"{'≤' if upper else '≥'} {shown or fmt(limit)}", mark))
 
-    add("errors", canary.error_rate, stable.error_rate, t.error_rate, True, percent)
+    add(
+        "errors",
+        canary.error_rate,
+        stable.error_rate,
+        t.error_rate,
+        True,
+        percent,
+        judged=counts.get("error_rate"),
+    )
     add("p95", canary.p95_ms, stable.p95_ms, t.p95_ms, True, millis)
     add("p99", canary.p99_ms, stable.p99_ms, t.p99_ms, True, millis)
-    add("cache hit", canary.cache_hit_rate, stable.cache_hit_rate, t.cache_hit_rate, False, percent)
+    add(
+        "cache hit",
+        canary.cache_hit_rate,
+        stable.cache_hit_rate,
+        t.cache_hit_rate,
+        False,
+        percent,
+        judged=counts.get("cache_hit_rate"),
+    )
     add(
         "cache-miss p95",
         canary.cache_miss_p95_ms,
@@ -155,13 +181,19 @@ def _rows(totals: SoakTotals, policy: FunctionPolicy) -> list[_Row]:
                 _mark(relative, t.max_p95_ratio, upper=True, judgeable=judgeable),
             )
         )
-    enough = canary.fewest_invocations is not None and canary.fewest_invocations >= policy.min_invocations
+    least = policy.min_invocations
+    needed = f"≥ {least:,}/{span(policy.period, coarse=True)}"
+    if policy.judge == "sequential":
+        # Counts need no minimum; a percentile needs enough invocations beyond it.
+        least = percentile_min_samples(99)
+        needed = f"p95 ≥ {percentile_min_samples(95):,}, p99 ≥ {least:,}/{span(policy.period, coarse=True)}"
+    enough = canary.fewest_invocations is not None and canary.fewest_invocations >= least
     rows.append(
         _Row(
             "invocations",
             count(canary.invocations),
             count(stable.invocations),
-            f"≥ {policy.min_invocations:,}/{span(policy.period, coarse=True)}",
+            needed,
             PASS if enough else WARN,
         )
     )
@@ -187,7 +219,14 @@ def _signed_percent(value: float | None) -> str:
 
 def _footnote(d: Deployment, totals: SoakTotals, policy: FunctionPolicy, now: datetime) -> str:
     parts = []
-    if totals.start is not None:
+    if totals.start is not None and policy.judge == "sequential":
+        parts.append(
+            f"{totals.periods} × {span(policy.period, coarse=True)} since {clock(totals.start)}: "
+            f"errors and cache hit are totals, with their one-sided {format_confidence(policy.confidence)} "
+            "bound (✅ proven within, 🔴 proven beyond, ⚠️ not yet known); p95, p99 and cache-miss p95 are the "
+            f"worst period with ≥ {policy.min_invocations:,} canary invocations"
+        )
+    elif totals.start is not None:
         parts.append(
             f"{totals.periods} × {span(policy.period, coarse=True)} since {clock(totals.start)}: "
             "errors and cache hit are totals; p95, p99 and cache-miss p95 are the worst period "

@@ -154,8 +154,12 @@ class SoakWorld:
 def soak_world(
     policy: Policy | None = None, *, per_minute: float = 2000, **policy_overrides: Any
 ) -> SoakWorld:
-    """make_world with FakeMetrics, a SoakRunner (charts stubbed) and a TrafficSim on the seed function."""
-    world = make_world(policy or policy_with(**policy_overrides))
+    """make_world with FakeMetrics, a SoakRunner (charts stubbed) and a TrafficSim on the seed function.
+
+    Without a policy the soak is judged by the plain rule (`judge: threshold`): the loop's own scenarios
+    (streaks, steps, alerts, reports) are pinned to it, and pass `judge="sequential"` for the default judge.
+    """
+    world = make_world(policy or policy_with(**{"judge": "threshold", **policy_overrides}))
     metrics = FakeMetrics()
     charts: list[int] = []
 
