@@ -23,7 +23,7 @@ import statistics
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from bot import canary, judge
@@ -35,6 +35,8 @@ from bot.judge import Decision, DecisionKind, MetricVerdict, Outcome, PeriodVerd
 from bot.model import AliasState, Deployment, PeriodFigures, State, Thresholds, VersionFigures
 from bot.ports import CanaryError, MetricsPort, WindowRequest
 from bot.service import CanaryService
+from bot.ticks import TickOutcome, align_down
+from bot.watch import PromotionWatch
 
 log = logging.getLogger(__name__)
 
@@ -43,25 +45,9 @@ ChartRenderer = Callable[[Deployment, list[PeriodFigures], Thresholds], bytes | 
 # States whose alias carries canary traffic that the bot still judges.
 SOAKING_STATES = frozenset({State.CANARY, State.AWAITING_APPROVAL, State.HELD})
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # After this many failed metric fetches in a row, the thread is told the metrics are failing.
 METRICS_FAILING_AFTER = 3
-
-
-@dataclass(frozen=True, slots=True)
-class TickOutcome:
-    """What one tick made of one deployment. `kind` is None when it could not be judged (see `error`)."""
-
-    deployment_id: str
-    kind: DecisionKind | None
-    reason: str
-    error: str | None = None
-
-
-def align_down(moment: datetime, period: timedelta) -> datetime:
-    """The latest clock multiple of `period` at or before `moment` (Logs Insights bins are clock-aligned)."""
-    return moment - (moment - _EPOCH) % period
 
 
 def default_chart(d: Deployment, figures: list[PeriodFigures], thresholds: Thresholds) -> bytes | None:
@@ -78,9 +64,6 @@ class SoakRunner:
     def __init__(
         self, service: CanaryService, metrics: MetricsPort, *, chart: ChartRenderer | None = None
     ) -> None:
-        # bot.watch builds on this module (align_down, TickOutcome), so it is imported once this one is loaded.
-        from bot.watch import PromotionWatch
-
         self.service = service
         self.metrics = metrics
         self._chart = chart or default_chart

@@ -33,7 +33,7 @@ from bot.judge import DecisionKind, Outcome, PeriodVerdict
 from bot.model import AliasState, AuditRecord, Deployment, PeriodFigures, State
 from bot.ports import CanaryError, WindowRequest
 from bot.service import CanaryService
-from bot.soak import TickOutcome, align_down
+from bot.ticks import TickOutcome, align_down
 
 log = logging.getLogger(__name__)
 
