@@ -13,9 +13,9 @@ from typing import Any, TextIO
 from botocore.exceptions import BotoCoreError
 from pydantic import BaseModel
 
-from bot.actors import Actor, NotAuthorized, cli_actor
+from bot.actors import Actor, NotAuthorized
 from bot.canary import IllegalTransition, InvalidPlan
-from bot.config import PolicyError, Settings, load_policy
+from bot.config import PolicyError, Settings
 from bot.model import Deployment
 from bot.ports import (
     AliasDrift,
@@ -43,6 +43,7 @@ from bot.verbs import (
     help_text,
     parse_words,
 )
+from bot.views.parent import alarm_rollback_off_line
 from bot.views.plan import sequential_rule
 from bot.views.text import threshold_rules, threshold_sentence
 
@@ -124,22 +125,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         console.warn(f"error: {exc}")
         return EXIT_BAD_INPUT
-    return run(words, service, cli_actor(settings.actor), console)
+    from bot.composition import os_actor
+
+    return run(words, service, os_actor(), console)
 
 
 def build_cli_service(settings: Settings) -> CanaryService:
-    from bot.aws.clients import aws_client
-    from bot.aws.traffic import LambdaTraffic
-    from bot.clock import SystemClock
-    from bot.store import open_store
+    """The same service `serve` runs (bot.composition): alarms, alarm guard, Slack thread, store and audit."""
+    from bot.composition import service_from_settings
 
-    policy = load_policy(settings.policy_file)
-    return CanaryService(
-        traffic=LambdaTraffic(aws_client("lambda", region=settings.aws_region)),
-        store=open_store(settings.store_url),
-        policy=policy,
-        clock=SystemClock(),
-    )
+    return service_from_settings(settings)
 
 
 def run(words: list[str], service: CanaryService, actor: Actor, console: Console) -> int:
@@ -288,6 +283,8 @@ def render_plan(plan: StartPlan) -> str:
         f"  Approvers {', '.join(policy.approvers) or '(none listed)'}"
         + ("  · two-person rule" if policy.two_person_rule else ""),
     ]
+    if plan.alarm_rollback_off:
+        lines.append(f"  Alarms    {alarm_rollback_off_line(plan.alarm_rollback_off)}")
     if plan.alarms_overridden:
         lines.append(f"  Override  alarms in ALARM: {', '.join(plan.alarms_overridden)}")
     return "\n".join(lines)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -27,9 +26,6 @@ class Settings(BaseSettings):
     )
     # boto3 reads AWS_ENDPOINT_URL itself; kept here so the demo and `status` can show it.
     aws_endpoint_url: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL")
-    actor: str = Field(
-        default_factory=lambda: os.environ.get("USER") or "cli", validation_alias="CANARY_ACTOR"
-    )
     # Slack (used by `serve`)
     slack_bot_token: str | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
     slack_signing_secret: str | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")

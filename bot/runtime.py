@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -15,49 +14,22 @@ from typing import Any
 from slack_bolt import App
 from slack_sdk import WebClient
 
-from bot.actors import Authorizer
 from bot.alarm_responder import AlarmResponder
 from bot.app import create_app
+from bot.composition import AwsAdapters, aws_adapters, build_service
 from bot.config import Policy, Settings, load_policy
 from bot.events import AlarmAlert
 from bot.outbox import BackgroundDrainer, Outbox, OutboxDrainer
-from bot.ports import AlarmsPort, Clock, MetricsPort, StorePort, TrafficPort
+from bot.ports import Clock, StorePort
 from bot.scheduler import SoakScheduler
 from bot.service import CanaryService
-from bot.slack_groups import SlackGroupDirectory
-from bot.slack_notifier import SlackNotifier
 from bot.sns_http import SnsHttpIntake
 from bot.sns_verify import SnsVerifier
 from bot.soak import SoakRunner
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class AwsAdapters:
-    traffic: TrafficPort
-    metrics: MetricsPort
-    alarms: AlarmsPort | None
-    sqs: Any | None = None  # boto3 SQS client, for the alarm queue
-
-
-def aws_adapters(settings: Settings) -> AwsAdapters:
-    """The real adapters, on boto3 clients that honour AWS_ENDPOINT_URL."""
-    from bot.aws.alarms import CloudWatchAlarms
-    from bot.aws.cache_logs import LogsInsightsCache
-    from bot.aws.clients import cloudwatch_client, lambda_client, logs_client, sqs_client
-    from bot.aws.metrics import CloudWatchMetrics
-    from bot.aws.traffic import LambdaTraffic
-
-    region = settings.aws_region
-    cloudwatch = cloudwatch_client(region=region)
-    cache = LogsInsightsCache(logs_client(region=region), sleep=time.sleep, monotonic=time.monotonic)
-    return AwsAdapters(
-        traffic=LambdaTraffic(lambda_client(region=region)),
-        metrics=CloudWatchMetrics(cloudwatch, cache),
-        alarms=CloudWatchAlarms(cloudwatch, region),
-        sqs=sqs_client(region=region) if settings.alarm_queue_url else None,
-    )
+__all__ = ["AwsAdapters", "Runtime", "aws_adapters", "build_runtime", "poison_reporter"]
 
 
 @dataclass
@@ -127,24 +99,11 @@ def build_runtime(
     tick_every: timedelta | None = None,
 ) -> Runtime:
     policy = policy or load_policy(settings.policy_file)
-    alarms = aws.alarms
     drainer = OutboxDrainer(store, slack, clock)
     background = None if inline else BackgroundDrainer(drainer)
     outbox = Outbox(store, clock, wake=drainer.drain if background is None else background.wake)
-    notifier = SlackNotifier(
-        slack, policy, clock, dashboard_url=_dashboard_links(alarms, settings.aws_region), outbox=outbox
-    )
-    service = CanaryService(
-        traffic=aws.traffic,
-        store=store,
-        policy=policy,
-        clock=clock,
-        notifier=notifier,
-        authorizer=Authorizer(SlackGroupDirectory(slack, clock, store=store)),
-        alarms=alarms,
-        alarm_topic_arn=settings.alarm_topic_arn,
-        lease_ttl=settings.lease_ttl,
-        escalate_after=settings.escalate_after,
+    service = build_service(
+        settings, policy=policy, clock=clock, store=store, aws=aws, slack=slack, outbox=outbox
     )
     from bot.charts import soak_chart_png
 
@@ -198,11 +157,3 @@ def poison_reporter(service: CanaryService, channel: str | None) -> Any:
         service.notify(alert)
 
     return report
-
-
-def _dashboard_links(alarms: AlarmsPort | None, region: str) -> Any:
-    if alarms is None:
-        return None
-    from bot.aws.alarms import dashboard_name, dashboard_url
-
-    return lambda d: dashboard_url(region, dashboard_name(d))

@@ -67,6 +67,11 @@ def serve_main(args: Sequence[str], console: Console) -> int:
     except ValueError as exc:
         console.warn(f"error: {exc}")
         return 2
+    off = runtime.service.alarm_rollback_off
+    if off:
+        # Canaries still run, judged by the soak thresholds; the operator must know alarms cannot act.
+        console.warn(f"warning: alarm rollback OFF: {off}")
+        log.warning("alarm rollback OFF: %s", off)
     return _run(runtime, socket_mode=socket_mode, console=console)
 
 

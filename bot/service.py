@@ -92,6 +92,9 @@ class StartPlan(BaseModel):
     policy: FunctionPolicy
     published: PublishedVersion | None = None
     alarms_overridden: tuple[str, ...] = ()
+    alarm_rollback_off: str | None = (
+        None  # why a CloudWatch alarm cannot roll this canary back (None: it can)
+    )
 
     @property
     def after(self) -> str:
@@ -173,6 +176,11 @@ class CanaryService:
             lease_ttl=lease_ttl,
             escalate_after=escalate_after,
         )
+
+    @property
+    def alarm_rollback_off(self) -> str | None:
+        """Why a CloudWatch alarm cannot roll back a canary started now (None: it can)."""
+        return why_alarm_rollback_off(self.alarms is not None, self.alarm_topic_arn)
 
     # ------------------------------------------------------------ lookups
     def policy_for(self, function: str) -> FunctionPolicy:
@@ -270,6 +278,7 @@ class CanaryService:
             policy=policy,
             published=published,
             alarms_overridden=tuple(overridden),
+            alarm_rollback_off=self.alarm_rollback_off,
         )
 
     def confirm(
@@ -888,6 +897,15 @@ class CanaryService:
         if told is not None:
             self.store.claim(told, self.clock.now())
         return ref
+
+
+def why_alarm_rollback_off(has_alarms: bool, topic_arn: str | None) -> str | None:
+    """Why CloudWatch alarms cannot roll a canary back with this wiring (None: they can)."""
+    if not has_alarms:
+        return "no CloudWatch alarms are created for canaries here"
+    if not topic_arn:
+        return "CANARY_ALARM_TOPIC_ARN is not set: canary alarms have no action"
+    return None
 
 
 def _same_weights(a: Mapping[str, float], b: Mapping[str, float]) -> bool:

@@ -73,8 +73,10 @@ class SlackNotifier:
         *,
         dashboard_url: DashboardUrl | None = None,
         outbox: Outbox | None = None,
+        alarm_rollback_off: str | None = None,
     ) -> None:
         self._client = client
+        self._alarm_rollback_off = alarm_rollback_off
         self._policy = policy
         self._clock = clock
         self._dashboard_url = dashboard_url
@@ -332,7 +334,9 @@ class SlackNotifier:
         self, d: Deployment, now: datetime, *, alias: AliasState | None, last: PeriodVerdict | None
     ) -> Blocks:
         url = self._dashboard_url(d) if self._dashboard_url else None
-        return parent_blocks(d, now=now, alias=alias, last=last, dashboard_url=url)
+        return parent_blocks(
+            d, now=now, alias=alias, last=last, dashboard_url=url, alarm_rollback_off=self._alarm_rollback_off
+        )
 
     def _function_policy(self, function: str) -> FunctionPolicy:
         # A function dropped from the policy mid-canary still gets its messages, judged by the defaults.

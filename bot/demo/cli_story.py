@@ -40,7 +40,7 @@ def cli_story(console: Console) -> bool:
         )
 
         def step(user: str, line: str) -> int:
-            console.say(f"\n$ CANARY_ACTOR={user} canary-bot {line}")
+            console.say(f"\n{user}$ canary-bot {line}")
             code = run(line.split(), service, cli_actor(user), console)
             version, weights = read_alias(client)
             console.say(f"  ↳ exit {code} · alias read back: FunctionVersion={version} weights={weights}")

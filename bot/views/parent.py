@@ -54,6 +54,11 @@ def headline(d: Deployment) -> str:
             return f"{d.key} — canary {c} cancelled · alias untouched by canary-bot"
 
 
+def alarm_rollback_off_line(why: str) -> str:
+    """Said wherever a canary is shown while CloudWatch alarms cannot roll it back."""
+    return f"{WARN} alarm rollback OFF: {why}; only the soak thresholds can roll back"
+
+
 def parent_text(d: Deployment) -> str:
     """Notification / fallback text of the parent message."""
     return headline(d)
@@ -66,8 +71,11 @@ def parent_blocks(
     alias: AliasState | None = None,
     last: PeriodVerdict | None = None,
     dashboard_url: str | None = None,
+    alarm_rollback_off: str | None = None,
 ) -> list[dict[str, Any]]:
     lines = summary_lines(d, now=now, alias=alias, last=last)
+    if alarm_rollback_off and d.is_live:
+        lines.append(alarm_rollback_off_line(alarm_rollback_off))
     footer = [_started(d), "thread for reports ↓" if d.is_live or _watching(d, now) else ""]
     if dashboard_url:
         footer.append(f"<{dashboard_url}|dashboard>")

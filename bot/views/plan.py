@@ -23,6 +23,7 @@ from bot.views.ids import (
     button_value,
 )
 from bot.views.kit import actions, button, confirm, context, render, section
+from bot.views.parent import alarm_rollback_off_line
 from bot.views.text import (
     WARN,
     clip,
@@ -62,6 +63,8 @@ def preview_blocks(
             else None
         )
         lines.append(f"*Evidence*  {evidence_line(power, d, stable_per_minute)}")
+    if plan.alarm_rollback_off:
+        lines.append(alarm_rollback_off_line(plan.alarm_rollback_off))
     blocks: list[Block | None] = [section("\n".join(lines))]
     if power is not None and not power.can_pass:
         blocks.append(section(f"{WARN} {cannot_judge(power, d)}"))

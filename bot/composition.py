@@ -1,0 +1,150 @@
+"""The one composition root: Settings → the service graph, for every way in (CLI verbs and `canary-bot serve`).
+
+Whatever starts a canary gets the same locks: CloudWatch alarms on the canary (with their actions on
+CANARY_ALARM_TOPIC_ARN), the alarm-firing guard at start, the deployment's Slack thread when SLACK_BOT_TOKEN
+is set, and the same store and audit log. `serve` adds the Bolt app, the soak scheduler and the alarm intakes
+around it (bot.runtime).
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk import WebClient
+
+from bot.actors import Actor, Authorizer, cli_actor
+from bot.config import Policy, Settings, load_policy
+from bot.events import Notifier, NullNotifier
+from bot.outbox import Outbox
+from bot.ports import AlarmsPort, Clock, MetricsPort, StorePort, TrafficPort
+from bot.service import CanaryService, why_alarm_rollback_off
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AwsAdapters:
+    traffic: TrafficPort
+    metrics: MetricsPort
+    alarms: AlarmsPort | None
+    sqs: Any | None = None  # boto3 SQS client, for the alarm queue
+
+
+def aws_adapters(settings: Settings) -> AwsAdapters:
+    """The real adapters, on boto3 clients that honour AWS_ENDPOINT_URL."""
+    from bot.aws.alarms import CloudWatchAlarms
+    from bot.aws.cache_logs import LogsInsightsCache
+    from bot.aws.clients import cloudwatch_client, lambda_client, logs_client, sqs_client
+    from bot.aws.metrics import CloudWatchMetrics
+    from bot.aws.traffic import LambdaTraffic
+
+    region = settings.aws_region
+    cloudwatch = cloudwatch_client(region=region)
+    cache = LogsInsightsCache(logs_client(region=region), sleep=time.sleep, monotonic=time.monotonic)
+    return AwsAdapters(
+        traffic=LambdaTraffic(lambda_client(region=region)),
+        metrics=CloudWatchMetrics(cloudwatch, cache),
+        alarms=CloudWatchAlarms(cloudwatch, region),
+        sqs=sqs_client(region=region) if settings.alarm_queue_url else None,
+    )
+
+
+def slack_client(settings: Settings) -> WebClient | None:
+    """The Web API client when SLACK_BOT_TOKEN is set; None otherwise (then nothing is posted to Slack)."""
+    from bot.slack_client import make_web_client
+
+    token = (settings.slack_bot_token or "").strip()
+    return make_web_client(token, base_url=settings.slack_api_url) if token else None
+
+
+def build_service(
+    settings: Settings,
+    *,
+    policy: Policy,
+    clock: Clock,
+    store: StorePort,
+    aws: AwsAdapters,
+    slack: WebClient | None,
+    outbox: Outbox | None = None,
+) -> CanaryService:
+    """The service with its alarms, guards, notifier and authorizer: the same for every way in.
+
+    `outbox` queues the Slack messages durably (bot.outbox); without one the notifier posts directly.
+    """
+    from bot.slack_groups import SlackGroupDirectory
+    from bot.slack_notifier import SlackNotifier
+
+    notifier: Notifier = NullNotifier()
+    groups = None
+    if slack is not None:
+        notifier = SlackNotifier(
+            slack,
+            policy,
+            clock,
+            dashboard_url=_dashboard_links(aws.alarms, settings.aws_region),
+            alarm_rollback_off=why_alarm_rollback_off(aws.alarms is not None, settings.alarm_topic_arn),
+            outbox=outbox,
+        )
+        groups = SlackGroupDirectory(slack, clock, store=store)
+    return CanaryService(
+        traffic=aws.traffic,
+        store=store,
+        policy=policy,
+        clock=clock,
+        notifier=notifier,
+        authorizer=Authorizer(groups),
+        alarms=aws.alarms,
+        alarm_topic_arn=settings.alarm_topic_arn,
+        lease_ttl=settings.lease_ttl,
+        escalate_after=settings.escalate_after,
+    )
+
+
+def service_from_settings(settings: Settings, *, clock: Clock | None = None) -> CanaryService:
+    """The CLI's service: real AWS adapters, the configured store and policy, Slack when a token is set."""
+    from bot.clock import SystemClock
+    from bot.outbox import Outbox, OutboxDrainer
+    from bot.store import open_store
+
+    clock = clock or SystemClock()
+    store = open_store(settings.store_url)
+    slack = slack_client(settings)
+    outbox = None
+    if slack is not None:
+        # The same durable outbox as serve, drained at once: the CLI's messages are out when it exits (a
+        # message Slack refused stays queued, and serve's drainer retries it).
+        outbox = Outbox(store, clock, wake=OutboxDrainer(store, slack, clock).drain)
+    return build_service(
+        settings,
+        policy=load_policy(settings.policy_file),
+        clock=clock,
+        store=store,
+        aws=aws_adapters(settings),
+        slack=slack,
+        outbox=outbox,
+    )
+
+
+def os_actor() -> Actor:
+    """The person at the terminal, as the operating system knows them: 'cli:<OS user>@<host>'."""
+    try:
+        import pwd
+
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        user = getpass.getuser()
+    return cli_actor(f"{user}@{socket.gethostname()}")
+
+
+def _dashboard_links(alarms: AlarmsPort | None, region: str) -> Any:
+    if alarms is None:
+        return None
+    from bot.aws.alarms import dashboard_name, dashboard_url
+
+    return lambda d: dashboard_url(region, dashboard_name(d))
