@@ -165,10 +165,6 @@ class AlarmsPort(Protocol):
         """
         ...
 
-    def delete_dashboard(self, deployment: Deployment) -> None:
-        """Remove the deployment's dashboard; one already gone is fine."""
-        ...
-
 
 # ---------------------------------------------------------------- store
 class StorePort(Protocol):

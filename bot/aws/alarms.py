@@ -400,17 +400,6 @@ class CloudWatchAlarms:
             log.warning("dashboard %s: %s (%s)", name, message.get("Message"), message.get("DataPath"))
         return dashboard_url(self._region, name)
 
-    def delete_dashboard(self, deployment: Deployment) -> None:
-        """Delete the deployment's dashboard; one already gone is fine."""
-        name = dashboard_name(deployment)
-        try:
-            self._cw.delete_dashboards(DashboardNames=[name])
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in _NOT_FOUND_CODES:
-                raise _failure(f"DeleteDashboards {name}", exc) from exc
-        except BotoCoreError as exc:
-            raise _failure(f"DeleteDashboards {name}", exc) from exc
-
     def _delete_quietly(self, names: Sequence[str]) -> None:
         try:
             self.delete_alarms(names)

@@ -90,10 +90,6 @@ class FakeAlarms:
             self.dashboards[name] = body
         return dashboard_url(self.region, name)
 
-    def delete_dashboard(self, deployment: Deployment) -> None:
-        with self._lock:
-            self.dashboards.pop(dashboard_name(deployment), None)
-
     # ------------------------------------------------------------ test controls
     def set_state(self, name: str, state: AlarmStateValue) -> None:
         """What CloudWatch does when the metric breaches (or recovers). KeyError for an unknown alarm."""

@@ -1,0 +1,40 @@
+"""The README's IAM policy grants exactly the AWS operations canary-bot's code makes.
+
+tests/conftest.py hooks every botocore client for the whole session (tests/support/aws_operations.py) and runs
+this test last. An operation the bot made that the policy lacks fails always (the bot would fail, often
+silently, under that policy); a granted action no test saw the bot make fails only after a full run, when
+every code path the suite covers had its chance.
+"""
+
+from __future__ import annotations
+
+from tests.support import aws_operations
+
+
+def test_the_readme_iam_policy_grants_exactly_the_operations_the_bot_makes(full_suite: bool) -> None:
+    granted = aws_operations.readme_policy_actions()
+    used = aws_operations.used()
+    missing = {action: where for action, where in used.items() if action not in granted}
+    assert not missing, f"the README's IAM policy lacks actions the bot makes (action → caller): {missing}"
+    if full_suite:
+        unused = sorted(granted - used.keys())
+        assert not unused, f"the README's IAM policy grants actions the bot never made in the suite: {unused}"
+
+
+def test_the_recorder_counts_the_bots_calls_and_not_the_tests_set_up() -> None:
+    from moto import mock_aws
+
+    from bot.aws.clients import aws_client
+    from bot.aws.seed import LEGO_API, seed_lego_api
+    from bot.aws.traffic import LambdaTraffic
+
+    with mock_aws():
+        client = aws_client("lambda", region="us-east-1")
+        before = aws_operations.used()
+        seed_lego_api(client)  # set-up: not the bot
+        client.list_functions()  # a test's own call: not the bot
+        LambdaTraffic(client).get_alias(LEGO_API, "production")
+        recorded = aws_operations.used()
+    assert "lambda:GetAlias" in recorded
+    assert "lambda:ListFunctions" not in recorded
+    assert "lambda:CreateAlias" not in recorded and "lambda:CreateAlias" not in before
