@@ -77,7 +77,14 @@ def create_app(
         listener_executor=executor,
     )
     deps = Deps(service=service, clock=service.clock, soak=soak, outbox=outbox)
+    board = home.HomeBoard(client, deps)
+    # Every change the service announces also re-publishes the App Homes people have open.
+    service.notifier = home.HomeRefreshingNotifier(service.notifier, board)
     # replays first (a middleware: runs before every listener); fallback last (what no other listener takes)
-    for surface in (replays, slash, actions, modals, home, fallback):
-        surface.register(app, deps)
+    replays.register(app, deps)
+    slash.register(app, deps)
+    actions.register(app, deps, board)
+    modals.register(app, deps, board)
+    home.register(app, board)
+    fallback.register(app, deps)
     return app

@@ -18,6 +18,7 @@ from bot import views
 from bot.actors import Actor
 from commands import extend, hold, promote, resume, rollback, start
 from commands.base import Deps, Reply, ack_now, safely, slack_actor
+from handlers.home import HomeBoard, from_home
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,14 @@ CLICKS: dict[str, Click] = {
 }
 
 
-def _answer(respond: Respond, reply: Reply, deps: Deps) -> None:
-    """Success replaces the buttons with the outcome; a refusal goes to the clicker alone."""
+def _answer(body: dict[str, Any], respond: Respond, reply: Reply, deps: Deps, board: HomeBoard) -> None:
+    """Success replaces the buttons with the outcome; a refusal goes to the clicker alone.
+
+    A click on the App Home has no message to answer: the clicker's Home is re-published with the outcome.
+    """
+    if from_home(body):
+        board.publish(slack_actor(body).id, notice=reply)
+        return
     payload = reply.payload()
     if not reply.replace_original:
         payload["replace_original"] = False
@@ -51,29 +58,31 @@ def _answer(respond: Respond, reply: Reply, deps: Deps) -> None:
     deps.answer(respond, payload)
 
 
-def _button(body: dict[str, Any], respond: Respond) -> views.ButtonRef | None:
+def _button(body: dict[str, Any], respond: Respond, deps: Deps, board: HomeBoard) -> views.ButtonRef | None:
     try:
         return views.parse_button_value(body["actions"][0].get("value") or "")
     except ValueError as exc:
         log.warning("unreadable button value: %s", exc)
-        respond(text="⚠️ This button is not one canary-bot can read.", replace_original=False)
+        _answer(body, respond, Reply(text="⚠️ This button is not one canary-bot can read."), deps, board)
         return None
 
 
-def register(app: App, deps: Deps) -> None:
+def register(app: App, deps: Deps, board: HomeBoard) -> None:
     def on_click(body: dict[str, Any], respond: Respond) -> None:
-        ref = _button(body, respond)
+        ref = _button(body, respond, deps, board)
         if ref is not None:
-            _answer(respond, CLICKS[body["actions"][0]["action_id"]](ref, slack_actor(body), deps), deps)
+            reply = CLICKS[body["actions"][0]["action_id"]](ref, slack_actor(body), deps)
+            _answer(body, respond, reply, deps, board)
 
     def on_rollback(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
-        ref = _button(body, respond)
+        ref = _button(body, respond, deps, board)
         if ref is None:
             return
         actor = slack_actor(body)
         reason = str(ref.extra.get("reason") or "").strip()
         if reason:
-            _answer(respond, rollback.click(ref.deployment_id, ref.revision, reason, actor, deps), deps)
+            reply = rollback.click(ref.deployment_id, ref.revision, reason, actor, deps)
+            _answer(body, respond, reply, deps, board)
             return
 
         def ask_reason() -> Reply:
@@ -94,7 +103,7 @@ def register(app: App, deps: Deps) -> None:
 
         reply = safely("rollback", ask_reason)
         if reply.text:
-            _answer(respond, reply, deps)
+            _answer(body, respond, reply, deps, board)
 
     for action_id in CLICKS:
         app.action(action_id)(ack=ack_now, lazy=[on_click])

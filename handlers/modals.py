@@ -12,6 +12,7 @@ from slack_sdk.webhook import WebhookClient
 from bot import views
 from commands import rollback
 from commands.base import Deps, slack_actor
+from handlers.home import HomeBoard
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ def _reason(view: dict[str, Any]) -> str:
     return str(value or "").strip()
 
 
-def register(app: App, deps: Deps) -> None:
+def register(app: App, deps: Deps, board: HomeBoard) -> None:
     def acknowledge(ack: Ack, view: dict[str, Any]) -> None:
         if not _reason(view):
             ack(
@@ -48,5 +49,8 @@ def register(app: App, deps: Deps) -> None:
         if response_url:
             # The modal has no message of its own: answer where the Roll back button was.
             WebhookClient(response_url).send_dict(reply.payload())
+        else:
+            # The button was on the App Home (a view has no response_url): answer there.
+            board.publish(slack_actor(body).id, notice=reply)
 
     app.view(views.CALLBACK_ROLLBACK_REASON)(ack=acknowledge, lazy=[run])

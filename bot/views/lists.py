@@ -102,13 +102,23 @@ HOME_CHOICES: tuple[Choice, ...] = get_args(Choice)
 
 
 def home_view(
-    entries: list[StatusEntry], *, now: datetime, can_act: Callable[[Deployment, str], bool]
+    entries: list[StatusEntry],
+    *,
+    now: datetime,
+    can_act: Callable[[Deployment, str], bool],
+    notice: str | None = None,
 ) -> dict[str, Any]:
-    """The viewer's App Home: live canaries, with only the buttons `can_act(d, action)` allows them."""
-    blocks: list[Block | None] = [header("Canaries"), context(f"Updated {when(now, now)}")]
+    """The viewer's App Home: live canaries, with only the buttons `can_act(d, action)` allows them.
+
+    `notice` is the answer to the viewer's last click on this Home (its outcome, or why it was refused).
+    """
+    blocks: list[Block | None] = [header("Canaries")]
+    if notice:
+        blocks += [section(clip(notice, SECTION_TEXT_MAX)), context(f"Your last action · {clock(now)}")]
+    blocks.append(context(f"Updated {when(now, now)}"))
     if not entries:
         blocks.append(section("No live canaries."))
-    for entry in entries[: (VIEW_BLOCKS_MAX - 3) // 4]:
+    for entry in entries[: (VIEW_BLOCKS_MAX - 5) // 4]:
         d = entry.deployment
         lines = summary_lines(d, now=now, alias=entry.alias)
         if entry.alias_error:
