@@ -88,7 +88,8 @@ class AlarmResponder:
         result = self._roll_back(deployment, reason, received_at)
         story = f"alarm-rollback:{deployment.id}"  # one alert per canary, however many alarms fire
         if result is not None and result.status == "done":
-            reverted_at = self.service.clock.now()
+            # When UpdateAlias answered, as the rollback message says: one event, one figure.
+            reverted_at = result.intent.done_at or self.service.clock.now()
             self.service.store.claim(f"msg:{once}", reverted_at)  # the story tells this alarm
             self._publish(
                 AlarmAlert(

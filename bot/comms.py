@@ -17,7 +17,15 @@ from pydantic import BaseModel, ConfigDict
 
 from bot.canary import BOT_ACTOR
 from bot.judge import Outcome, judge_period
-from bot.model import AliasState, Deployment, PeriodFigures, State, Thresholds, VersionFigures
+from bot.model import (
+    AliasState,
+    AuditRecord,
+    Deployment,
+    PeriodFigures,
+    State,
+    Thresholds,
+    VersionFigures,
+)
 from bot.units import format_percent
 
 # How many failing periods the summary lists before it says "and N more".
@@ -162,9 +170,9 @@ def rollback_cause(reason: str, *, automatic: bool) -> RollbackCause:
                 shown += f" for {periods.group(1)} consecutive periods"
             return RollbackCause(kind, shown, external, _next_steps(kind))
     if "alarm" in text.lower():
-        return RollbackCause(
-            "alarm", f"CloudWatch alarm: {text}", "an automated health alert", _next_steps("alarm")
-        )
+        # The responder's reason already names it ('alarm canary-bot/…: …'): say "alarm" once.
+        shown = f"CloudWatch {text}" if text.lower().startswith("alarm ") else f"CloudWatch alarm: {text}"
+        return RollbackCause("alarm", shown, "an automated health alert", _next_steps("alarm"))
     if automatic:
         return RollbackCause("alarm", f"Automatic: {text}", "an automated health check", _next_steps("alarm"))
     shown = f"Manual decision ({text})" if text else "Manual decision"
@@ -238,6 +246,34 @@ def _automatic(d: Deployment) -> bool:
 
 
 # ---------------------------------------------------------------- post-deployment summary
+def soak_evidence(
+    figures: Sequence[PeriodFigures], traffic_changes: Sequence[datetime], *, until: datetime | None = None
+) -> list[PeriodFigures]:
+    """The periods the soak judged: begun at or after the canary's first traffic change, not straddling a
+    later one (a period cut by a weight change is evidence about neither weight) and ended by `until` (the
+    promotion or rollback), oldest first — the same periods the soak reports showed, so the summary, the
+    post-mortem and the last report give one set of figures."""
+    first = min(traffic_changes, default=None)
+    return sorted(
+        (
+            f
+            for f in figures
+            if (first is None or f.start >= first)
+            and not any(f.start < change < f.end for change in traffic_changes)
+            and (until is None or f.end <= until)
+        ),
+        key=lambda f: f.start,
+    )
+
+
+def deployment_evidence(
+    d: Deployment, figures: Sequence[PeriodFigures], audit: Sequence[AuditRecord]
+) -> list[PeriodFigures]:
+    """`soak_evidence` of a deployment, its traffic changes read from its audit log."""
+    changes = [r.at for r in audit if r.phase == "done" and r.action in ("start", "set_weight", "next_step")]
+    return soak_evidence(figures, changes, until=d.ended_at)
+
+
 def post_deployment_summary(
     d: Deployment,
     *,
@@ -253,12 +289,17 @@ def post_deployment_summary(
     totals = soak_totals(figures, min_invocations=min_invocations)
     canary = totals.canary
     soaked = d.soak * (d.step_index + 1)
+    duration, outcome = f"{_long(soaked)} canary", _outcome(d)
+    if totals.judged_periods == 0 and d.state is State.PROMOTED:
+        # Promoted on no evidence: never "1 hour canary … Success".
+        duration = f"promoted before any soak period was judged (planned: {_long(soaked)} canary)"
+        outcome = f"Promoted without soak evidence (v{d.canary_version} at 100% of {d.alias})"
     lines = [
         f"# {service_name or d.function} v{d.canary_version} - {d.alias.title()} Deployment",
         "",
         f"**Date**: {_utc(d.ended_at or now):%Y-%m-%d}",
-        f"**Duration**: {_long(soaked)} canary + {_long(watch)} monitoring",
-        f"**Outcome**: {_outcome(d)}",
+        f"**Duration**: {duration} + {_long(watch)} monitoring",
+        f"**Outcome**: {outcome}",
         "",
         "## Metrics",
         f"- Error Rate: {_target(canary.error_rate, limits.error_rate, 'max', _pct)}",

@@ -44,6 +44,7 @@ class TrafficChanged(Event):
     reason: str | None = None
     automatic: bool = False
     detected_at: datetime | None = None  # when the breach/alarm was seen, for "seen → reverted" timing
+    reverted_at: datetime | None = None  # when UpdateAlias answered (the alias was back on stable)
     figures: list[PeriodFigures] = Field(default_factory=list)  # the soak, for the post-deployment summary
 
 

@@ -25,6 +25,7 @@ from typing import Literal
 from bot import canary
 from bot.actors import BOT
 from bot.canary import IllegalTransition, Transition
+from bot.comms import deployment_evidence
 from bot.config import FunctionPolicy, Policy
 from bot.events import AnyEvent, MessageRef, Started, StateNoted, TrafficChanged
 from bot.intents import Intent, IntentKind, Routing, backoff
@@ -212,10 +213,11 @@ class Reconciler:
                 return self._drifted(intent, d, before)
         except CanaryError as exc:
             return self._failed(intent, d, exc)
+        answered_at = self._clock.now()  # UpdateAlias answered (or the alias read at the target): "reverted"
         if not self._store.holds_lease(name, self.owner, token, self._clock.now()):
             # We were presumed dead and another replica took over; it will find the alias at the target.
             return DriveResult(intent, "busy", d, error="lease lost")
-        recorded = self._record(intent, d, before, after)
+        recorded = self._record(intent, d, before, after, answered_at)
         done = self._store.get_intent(intent.id) or intent
         if recorded is None:
             return DriveResult(done, "closed", d, before, after)
@@ -224,7 +226,7 @@ class Reconciler:
 
     # ------------------------------------------------------------ outcomes
     def _record(
-        self, intent: Intent, d: Deployment, before: AliasState, after: AliasState
+        self, intent: Intent, d: Deployment, before: AliasState, after: AliasState, answered_at: datetime
     ) -> Deployment | None:
         """Deployment transition, audit "done" and intent done: one store transaction. None when the intent
         was superseded meanwhile (a rollback took over: it writes over what this one left)."""
@@ -252,7 +254,8 @@ class Reconciler:
             done = intent.model_copy(
                 update={
                     "status": "recorded",
-                    "done_at": self._clock.now(),
+                    # The one measured end of the change: every message about it gives this time.
+                    "done_at": answered_at,
                     "alias_before": before.routing(),
                     "alias_after": after.routing(),
                     "last_error": None,
@@ -419,7 +422,13 @@ class Reconciler:
             reason=intent.reason,
             automatic=intent.actor == BOT.label,
             detected_at=datetime.fromisoformat(detected) if detected else None,
-            figures=self._store.figures_for(d.id) if intent.kind in ("promote", "rollback") else [],
+            reverted_at=at if intent.kind == "rollback" else None,
+            # The periods the soak reports judged: the summary gives the same figures as the last report.
+            figures=(
+                deployment_evidence(d, self._store.figures_for(d.id), self._store.audit_for(d.id))
+                if intent.kind in ("promote", "rollback")
+                else []
+            ),
             key=f"intent:{intent.id}",
         )
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from bot import canary
 from bot.actors import BOT, Action, Actor, Authorizer, NotAuthorized
 from bot.canary import InvalidPlan, Transition
+from bot.comms import deployment_evidence
 from bot.config import FunctionPolicy, Policy
 from bot.events import (
     AnyEvent,
@@ -29,7 +30,7 @@ from bot.events import (
     StateNoted,
 )
 from bot.intents import Intent, IntentKind, Routing
-from bot.model import AliasState, AuditRecord, Deployment, State
+from bot.model import AliasState, AuditRecord, Deployment, PeriodFigures, State
 from bot.ports import (
     AlarmsPort,
     AliasDrift,
@@ -496,7 +497,7 @@ class CanaryService:
         self._check_routing(d, self.traffic.get_alias(d.function, d.alias))
         d = self._transition(canary.resume(d, now=self.clock.now(), actor=actor.label))
         self._notify(self._noted(d, actor, "resumed", None))
-        return ActionResult(deployment=d, message=f"resumed: {d.key} ({d.state.value})")
+        return ActionResult(deployment=d, message=f"resumed: {d.key} is {_state_words(d.state)} again")
 
     def extend(
         self,
@@ -519,8 +520,8 @@ class CanaryService:
         )
         d = self._transition(canary.extend(d, by=by, now=self.clock.now(), actor=actor.label))
         self._notify(self._noted(d, actor, "extended", f"soak extended by {_dur(by)}"))
-        ends = f" to {d.soak_ends_at:%H:%M} UTC" if d.soak_ends_at else ""
-        return ActionResult(deployment=d, message=f"extended: {d.key} soak now ends{ends}")
+        ends = f" at {d.soak_ends_at:%H:%M} UTC" if d.soak_ends_at else " later"
+        return ActionResult(deployment=d, message=f"extended: the soak of {d.key} now ends{ends}")
 
     # ------------------------------------------------------------ automatic decisions (the soak runner)
     def note_verdict(self, d: Deployment, *, verdict: str, breach_streak: int) -> Deployment:
@@ -676,7 +677,9 @@ class CanaryService:
         self._check_click(d, revision)
         self.authorizer.check(actor, self.policy_for(d.function), rule, d)
         if not canary.can(d, transition):
-            raise Refused(f"cannot {transition.replace('_', ' ')} {d.key}: the canary is {d.state.value}")
+            raise Refused(
+                f"cannot {transition.replace('_', ' ')} {d.key}: the canary is {_state_words(d.state)}"
+            )
         return d
 
     def _target(self, function: str, alias: str | None, deployment_id: str | None) -> Deployment:
@@ -694,13 +697,15 @@ class CanaryService:
         raise AlreadyActed(f"this message is out of date: {self._who_acted(d)}")
 
     def _who_acted(self, d: Deployment) -> str:
+        """'fn:alias was rolled back by <@U1> at 14:20 UTC': the last step people can read, no internal words."""
         current = self.store.get(d.id) or d
         records = [r for r in self.store.audit_for(d.id) if r.phase in ("done", "event")]
-        if not records:
-            return f"{current.key} is {current.state.value}"
+        if not records or (records[-1].to_state not in (None, current.state)):
+            # No record yet of the step that led here (its audit line is being written): the state says it.
+            return f"{current.key} is {_state_words(current.state)}"
         last = records[-1]
-        when = f"{last.at:%H:%M} UTC"
-        return f"{current.key} is {current.state.value} ({last.action} by {last.actor} at {when})"
+        did = _ACTION_WORDS.get(last.action, last.action.replace("_", " "))
+        return f"{current.key} {did} by {_person(last.actor)} at {last.at:%H:%M} UTC"
 
     def _in_progress_or_done(self, d: Deployment) -> str:
         current = self.store.get(d.id) or d
@@ -878,6 +883,10 @@ class CanaryService:
             reason=reason,
         )
 
+    def soak_evidence(self, d: Deployment) -> list[PeriodFigures]:
+        """The periods the soak judged, for the summary and post-mortem (the ones its reports showed)."""
+        return deployment_evidence(d, self.store.figures_for(d.id), self.store.audit_for(d.id))
+
     def notify(self, event: AnyEvent) -> MessageRef | None:
         """Tell people about something that happened outside a service method (an alarm, a bad message)."""
         return self._notify(event)
@@ -897,6 +906,38 @@ class CanaryService:
         if told is not None:
             self.store.claim(told, self.clock.now())
         return ref
+
+
+# How the audit's action names read in a sentence ('… was rolled back by <@U1> at 14:20 UTC').
+_ACTION_WORDS = {
+    "plan": "was planned",
+    "start": "was started",
+    "cancel": "was cancelled",
+    "promote": "was promoted",
+    "begin_rollback": "began rolling back",
+    "rollback": "was rolled back",
+    "finish_rollback": "was rolled back",
+    "set_weight": "had its weight changed",
+    "next_step": "moved to its next step",
+    "hold": "was held",
+    "resume": "was resumed",
+    "extend": "had its soak extended",
+    "await_approval": "passed its soak and awaits approval",
+    "note_verdict": "was checked",
+    "breach_alert": "breached its thresholds",
+    "watch_end": "ended its watch",
+}
+
+
+def _state_words(state: State) -> str:
+    return "soaking" if state is State.CANARY else state.value.replace("_", " ")
+
+
+def _person(label: str) -> str:
+    """An audit label as people read it: 'slack:U1 (maria)' → '<@U1>', 'cli:root@host' → 'root@host'."""
+    if label.startswith("slack:"):
+        return f"<@{label.split(' ', 1)[0].removeprefix('slack:')}>"
+    return label.removeprefix("cli:")
 
 
 def why_alarm_rollback_off(has_alarms: bool, topic_arn: str | None) -> str | None:

@@ -310,7 +310,8 @@ class SlackNotifier:
                 response = self._client.chat_postMessage(
                     channel=d.channel,
                     thread_ts=d.thread_ts,
-                    reply_broadcast=alarming,
+                    # A rollback it caused was already broadcast with the approvers: this is its detail.
+                    reply_broadcast=alarming and not event.rolled_back,
                     text=text,
                     blocks=blocks,
                     unfurl_links=False,

@@ -6,6 +6,7 @@ percentage is written with its % sign ("0.05" alone is refused, never guessed).
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 from typing import Annotated, Any, Final
@@ -95,17 +96,25 @@ def parse_duration(value: object) -> timedelta:
 
 
 def format_percent(fraction: float) -> str:
-    """0.05 -> '5%', 0.001 -> '0.1%', 0.0002 -> '0.02%'."""
+    """0.05 -> '5%', 0.001 -> '0.1%', 0.0002 -> '0.02%'.
+
+    A value that is not exactly 0% or 100% never reads as one: 0.9999995 -> '99.99995%', 5e-7 -> '0.00005%'.
+    """
     pct = fraction * 100
     if pct == 0:
         return "0%"
-    if abs(pct) >= 10:
-        text = f"{pct:.1f}"
-    elif abs(pct) >= 0.1:
-        text = f"{pct:.2f}"
-    else:
-        text = f"{pct:.3f}"
-    return text.rstrip("0").rstrip(".") + "%"
+    decimals = 1 if abs(pct) >= 10 else 2 if abs(pct) >= 0.1 else 3
+    text = _trim(f"{pct:.{decimals}f}")
+    if float(text) in (0.0, 100.0, -100.0) and abs(pct) != 100:
+        # Rounded onto 0% or 100%: show the distance from it to two significant digits.
+        distance = abs(pct) if abs(float(text)) == 0 else abs(100 - abs(pct))
+        decimals = min(max(math.ceil(-math.log10(distance)) + 1, decimals), 12)
+        text = _trim(f"{pct:.{decimals}f}")
+    return text + "%"
+
+
+def _trim(number: str) -> str:
+    return number.rstrip("0").rstrip(".") if "." in number else number
 
 
 def format_duration(delta: timedelta) -> str:

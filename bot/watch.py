@@ -184,7 +184,7 @@ class PromotionWatch:
                 actor=BOT.label,
                 alias=alias,
                 alias_error=error,
-                soak_figures=soak_figures(d, policy, stored),
+                soak_figures=self.service.soak_evidence(d),
                 watch_figures=watch_figures(d, policy, stored),
             )
         )

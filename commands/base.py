@@ -18,8 +18,9 @@ from bot.canary import IllegalTransition, InvalidPlan
 from bot.config import PolicyError
 from bot.outbox import Outbox
 from bot.ports import AwsFailure, CanaryError, Clock, NotFound
-from bot.service import CanaryService, NotInPolicy
+from bot.service import ActionResult, CanaryService, NotInPolicy
 from bot.soak import SoakRunner
+from bot.units import format_percent
 from bot.verbs import UsageError
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,22 @@ class Reply:
         if self.blocks:
             body["blocks"] = self.blocks
         return body
+
+
+def routes_now(result: ActionResult) -> str:
+    """'fn:alias now 100% v2': the alias as the action left it (what follows 'Promoted by @x at …:')."""
+    d = result.deployment
+    return f"{d.key} now {result.alias.describe()}" if result.alias is not None else d.key
+
+
+def held_note(result: ActionResult) -> str:
+    d = result.deployment
+    return f"{d.key} keeps {format_percent(d.weight)} on v{d.canary_version}; no automatic step or promotion"
+
+
+def soak_end(result: ActionResult) -> str:
+    d = result.deployment
+    return f"{d.key} now soaks until {d.soak_ends_at:%H:%M} UTC" if d.soak_ends_at else d.key
 
 
 def ack_now(ack: Ack) -> None:

@@ -7,7 +7,7 @@ from datetime import timedelta
 from bot.actors import Actor
 from bot.units import UnitError, parse_duration
 from bot.verbs import ExtendArgs, UsageError
-from commands.base import Deps, Reply, safely
+from commands.base import Deps, Reply, safely, soak_end
 
 # The longest extension a button may ask for (the same bound as `/canary extend`).
 BUTTON_EXTENSION_MAX = timedelta(days=1)
@@ -34,7 +34,7 @@ def click(deployment_id: str, revision: int, by: object, actor: Actor, deps: Dep
             deployment_id=deployment_id,
             expected_revision=revision,
         )
-        return Reply(text=f"⏱ Extended by {actor.mention}: {result.message}", replace_original=True)
+        return Reply(text=f"⏱ Soak extended by {actor.mention}: {soak_end(result)}", replace_original=True)
 
     return safely("extend", work)
 

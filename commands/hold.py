@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.actors import Actor
 from bot.verbs import HoldArgs
-from commands.base import Deps, Reply, safely
+from commands.base import Deps, Reply, held_note, safely
 
 
 def handle(args: HoldArgs, actor: Actor, deps: Deps) -> Reply:
@@ -29,6 +29,6 @@ def click(deployment_id: str, revision: int, actor: Actor, deps: Deps) -> Reply:
             deployment_id=deployment_id,
             expected_revision=revision,
         )
-        return Reply(text=f"⏸ Held by {actor.mention}: {result.message}", replace_original=True)
+        return Reply(text=f"⏸ Held by {actor.mention}: {held_note(result)}", replace_original=True)
 
     return safely("hold", work)

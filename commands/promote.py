@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot import views
 from bot.actors import Actor
 from bot.verbs import TargetArgs
-from commands.base import Deps, Reply, safely
+from commands.base import Deps, Reply, routes_now, safely
 
 
 def handle(args: TargetArgs, actor: Actor, deps: Deps) -> Reply:
@@ -28,7 +28,7 @@ def click(deployment_id: str, revision: int, actor: Actor, deps: Deps) -> Reply:
         result = deps.service.promote(
             d.function, d.alias, actor, deployment_id=deployment_id, expected_revision=revision
         )
-        text = f"✅ Promoted by {actor.mention} at {deps.clock.now():%H:%M} UTC: {result.message}"
+        text = f"✅ Promoted by {actor.mention} at {deps.clock.now():%H:%M} UTC: {routes_now(result)}"
         return Reply(text=text, blocks=views.outcome_blocks(text), replace_original=True)
 
     return safely("promote", work)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from bot import views
 from bot.actors import Actor
 from bot.verbs import RollbackArgs
-from commands.base import Deps, Reply, safely
+from commands.base import Deps, Reply, routes_now, safely
 
 
 def handle(args: RollbackArgs, actor: Actor, deps: Deps) -> Reply:
@@ -32,10 +32,11 @@ def click(deployment_id: str, revision: int | None, reason: str, actor: Actor, d
             deployment_id=deployment_id,
             expected_revision=revision,
         )
-        text = (
-            f"🔴 Rolled back by {actor.mention} at {deps.clock.now():%H:%M} UTC ({views.escape(reason)}): "
-            f"{result.message}"
-        )
+        if result.alias is None:  # a plan that never routed traffic: cancelled, not rolled back
+            text = f"✖️ {result.message} (by {actor.mention})"
+        else:
+            at = f"{deps.clock.now():%H:%M} UTC"
+            text = f"🔴 Rolled back by {actor.mention} at {at} ({views.escape(reason)}): {routes_now(result)}"
         return Reply(text=text, blocks=views.outcome_blocks(text), replace_original=True)
 
     return safely("rollback", work)

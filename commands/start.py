@@ -79,7 +79,7 @@ def cancel(deployment_id: str, revision: int, actor: Actor, deps: Deps) -> Reply
 
     def work() -> Reply:
         result = deps.service.cancel(deployment_id, actor, expected_revision=revision)
-        text = f"Cancelled by {actor.mention}: {result.message}"
+        text = f"✖️ {result.message} (by {actor.mention})"
         return Reply(text=text, blocks=views.outcome_blocks(text), replace_original=True)
 
     return safely("start", work)

@@ -139,12 +139,13 @@ def test_summary_lists_breaching_periods_and_a_missed_target() -> None:
     assert "- [ ] Root cause analysis for v42" in text
 
 
-def test_summary_counts_the_soak_of_every_step_and_says_no_data_when_there_is_none() -> None:
+def test_summary_of_a_promotion_before_any_judged_period_says_so_never_success() -> None:
     d = in_state(State.PROMOTED, steps=(0.05, 0.25), soak=timedelta(minutes=30)).model_copy(
         update={"step_index": 1}
     )
     text = post_deployment_summary(d, figures=[], now=NOW)
-    assert "**Duration**: 1 hour canary" in text
+    assert "**Duration**: promoted before any soak period was judged (planned: 1 hour canary)" in text
+    assert "**Outcome**: Promoted without soak evidence" in text and "Success" not in text
     assert "- Error Rate: no data" in text
 
 

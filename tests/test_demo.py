@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BIN = Path(sys.executable).parent / "canary-bot"
 
 
@@ -16,8 +18,15 @@ def _demo(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[s
     )
 
 
-def test_the_demo_promotes_the_healthy_canary_and_rolls_back_the_bad_one() -> None:
-    run = _demo()
+@pytest.fixture(scope="module")
+def demo_run() -> subprocess.CompletedProcess[str]:
+    return _demo()
+
+
+def test_the_demo_promotes_the_healthy_canary_and_rolls_back_the_bad_one(
+    demo_run: subprocess.CompletedProcess[str],
+) -> None:
+    run = demo_run
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     out = run.stdout
     aliases = re.findall(r"FunctionVersion=(\d+)\s+RoutingConfig.AdditionalVersionWeights=(\S+)", out)
@@ -32,6 +41,38 @@ def test_the_demo_promotes_the_healthy_canary_and_rolls_back_the_bad_one() -> No
     )
     assert "ROLLBACK INITIATED" in out and "Investigating" in out
     assert "Traceback" not in out + run.stderr
+
+
+def test_the_demo_reads_as_a_person_would_read_it(demo_run: subprocess.CompletedProcess[str]) -> None:
+    """No internal words, no doubled words, one figure per event, one broadcast per rollback."""
+    out = demo_run.stdout
+    internal = re.findall(r"\b(?:rolled_back|finish_rollback|begin_rollback|set_weight|slack:U\w+)", out)
+    assert internal == []
+    doubled = re.findall(r"\b([A-Za-z]{3,})\b[:\s]+\1\b", out, flags=re.I)
+    assert doubled == [], doubled
+    assert "Promoted by @joe at 15:01 UTC: production-lego-api:production now 100% v2" in out
+    healthy, bad = out.split("Scenario 2", 1)
+
+    # The post-deployment summary gives the last soak report's figures: one set of figures.
+    last_report = healthy[healthy.rindex("Soak report 4/4") :]
+    report_invocations = re.search(r"invocations\s+([\d,]+)\s+([\d,]+)", last_report)
+    report_p95 = re.search(r"p95\s+(\d+) ms", last_report)
+    report_periods = re.search(r"(\d+) periods judged", last_report)
+    assert report_invocations and report_p95 and report_periods
+    summary = healthy[healthy.index("Post-deployment summary") :]
+    assert (
+        f"Invocations: {report_invocations.group(1)} on v2 ({report_invocations.group(2)} on v1) "
+        f"over {report_periods.group(1)} periods"
+    ) in summary
+    assert f"P95 Latency: {report_p95.group(1)}ms" in summary
+    assert f"During the canary: error rate 0%, cache hit rate 93.7%, p95 {report_p95.group(1)}ms" in healthy
+
+    # The alarm rollback: one measured time in every message, one broadcast, the approvers mentioned once.
+    after = bad[bad.index("Rolled back production-lego-api") :]
+    timings = set(re.findall(r"\((\d+(?:\.\d+)? m?s)\)", after))
+    assert len(timings) == 1, timings
+    assert bad.count("also sent to the channel") == 1
+    assert after.count("@sre-oncall") == 1
 
 
 def test_a_wrong_demo_option_is_a_usage_error() -> None:

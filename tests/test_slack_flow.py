@@ -86,7 +86,7 @@ def test_bad_input_is_answered_in_the_ack_with_the_usage_line(
     response = sw.command(text)
     assert response.status == 200
     assert expected in response.body
-    assert "usage:" in response.body
+    assert "Usage: `" in response.body and "Usage: `usage:" not in response.body
     assert sw.slack.calls("response_url") == []
     assert sw.world.alias() == ("1", {})
 
@@ -99,7 +99,7 @@ def test_refusals_from_the_service_are_ephemeral_and_specific(sw: SlackWorld) ->
     sw.command("start not-in-policy 2")
     answer = sw.last_response()
     assert "not listed in the canary policy" in answer["text"]
-    assert "usage: start" in sw.text_of(answer)
+    assert "Usage: `start" in sw.text_of(answer)
 
 
 def test_promote_button_is_refused_for_a_non_approver(sw: SlackWorld) -> None:

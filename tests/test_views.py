@@ -400,6 +400,17 @@ def test_inconclusive_soak_already_held_offers_resume_instead_of_hold() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("state", "question"),
+    [
+        (State.CANARY, "extend the soak by 30 min, hold, roll back, or promote anyway?"),
+        (State.HELD, "extend the soak by 30 min, resume the soak, roll back, or promote anyway?"),
+    ],
+)
+def test_inconclusive_question_asks_exactly_what_its_buttons_offer(state: State, question: str) -> None:
+    assert question in text_of(_decision("inconclusive", deployment(state)))
+
+
 def test_breach_alert_names_the_breach_and_offers_rollback_and_hold() -> None:
     blocks = decision_blocks(
         deployment(),
@@ -580,7 +591,8 @@ def test_alarm_with_automatic_rollback_reports_notification_to_revert_time() -> 
     assert "*Alarm*\ncanary-bot/production-lego-api/production/v42/error-rate" in text
     assert "*State*\nALARM" in text and "*Reason*\nThreshold Crossed" in text
     assert "notification 14:32:00.0 → alias reverted 14:32:01.2 (1.2 s)" in text
-    assert "<!subteam^S0SREONCALL>" in text
+    # The rollback message mentioned the approvers; the alarm's details do not mention them again.
+    assert "<!subteam^S0SREONCALL>" not in text
 
 
 def test_alarm_without_a_live_canary_is_an_alert_only() -> None:

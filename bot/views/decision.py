@@ -54,13 +54,13 @@ def decision_blocks(
         choices: tuple[Choice, ...] = ("promote", "extend", "rollback")
         return render([section("\n".join(lines)), actions(control_buttons(d, choices)), context(expiry)])
     if why == "inconclusive":
+        offered = _offered(d, ("extend", "hold", "resume", "rollback", "promote"))
         lines = [
             f"*{WARN} Soak inconclusive for {c} — it will not be promoted on this evidence*",
             _sentence(reason),
-            f"{asked}: extend the soak, hold, roll back, or promote anyway? "
+            f"{asked}: {_question(offered, unproven=True)} "
             f"Traffic stays {percent(d.weight)} on {c} meanwhile.",
         ]
-        offered: tuple[Choice, ...] = ("extend", "hold", "resume", "rollback", "promote")
         return render([section("\n".join(lines)), actions(control_buttons(d, offered, unproven=True))])
     if why == "breach_alert":
         held = " (held canaries only alert)" if d.state is State.HELD else " (policy: alert only)"
@@ -92,6 +92,29 @@ def _timeout_blocks(
     return render(
         [section("\n".join(lines)), context(f"policy: on approval timeout → {policy.on_approval_timeout}")]
     )
+
+
+def _offered(d: Deployment, choices: tuple[Choice, ...]) -> tuple[Choice, ...]:
+    """The choices the deployment's state allows: the question asks exactly what the buttons offer."""
+    return tuple(choice for choice in choices if canary.can(d, _TRANSITION[choice]))
+
+
+_ASKED: dict[Choice, str] = {
+    "promote": "promote",
+    "extend": f"extend the soak by {span(EXTEND_BY, coarse=True)}",
+    "hold": "hold",
+    "resume": "resume the soak",
+    "rollback": "roll back",
+}
+
+
+def _question(choices: tuple[Choice, ...], *, unproven: bool = False) -> str:
+    """'extend the soak by 30 min, resume the soak, roll back, or promote anyway?' (`unproven`: as the
+    Promote button then reads)."""
+    words = ["promote anyway" if unproven and choice == "promote" else _ASKED[choice] for choice in choices]
+    if len(words) <= 2:
+        return " or ".join(words) + "?"
+    return ", ".join(words[:-1]) + f", or {words[-1]}?"
 
 
 def _two_person(d: Deployment, policy: FunctionPolicy) -> str:

@@ -150,7 +150,9 @@ def error_blocks(message: str, usage: str | None = None) -> list[dict[str, Any]]
     """'⚠️ <what was wrong>' and, when known, the usage to type instead. Both may echo what was typed."""
     blocks: list[Block | None] = [section(f"{WARN} {escape(message)}")]
     if usage:
-        blocks.append(context(f"Usage: `{escape(usage)}`"))
+        # The parser's usage lines begin 'usage: …'; the label is said once.
+        shown = usage[len("usage:") :].strip() if usage.lower().startswith("usage:") else usage
+        blocks.append(context(f"Usage: `{escape(shown)}`"))
     return render(blocks)
 
 

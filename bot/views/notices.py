@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.comms import (
     WATCH_CHECK_IN_EVERY,
+    RollbackCause,
     internal_message,
     post_deployment_summary,
     rollback_cause,
@@ -14,7 +15,7 @@ from bot.comms import (
 )
 from bot.config import FunctionPolicy
 from bot.events import AlarmAlert, StateNoted, TrafficChanged
-from bot.model import State
+from bot.model import Deployment, State
 from bot.views.kit import code, context, fields, render, section
 from bot.views.text import (
     BREACH,
@@ -94,9 +95,10 @@ def _rolled_back(event: TrafficChanged, *, policy: FunctionPolicy, now: datetime
     how = "automatic" if automatic else "manual"
     by = f"by {who(event.actor, event.actor_mention)} ({how})"
     if event.detected_at is not None:
+        reverted = event.reverted_at or event.at
         timing = (
-            f"Detected {precise_clock(event.detected_at)} · alias reverted {precise_clock(event.at)} "
-            f"({seconds_between(event.detected_at, event.at)}) · {by}"
+            f"Detected {precise_clock(event.detected_at)} · alias reverted {precise_clock(reverted)} "
+            f"({seconds_between(event.detected_at, reverted)}) · {by}"
         )
     else:
         timing = f"Reverted {clock(event.at, seconds=True)} · {by}"
@@ -105,7 +107,7 @@ def _rolled_back(event: TrafficChanged, *, policy: FunctionPolicy, now: datetime
     lines = [
         f"*{BREACH} Rolled back {d.key} to v{d.stable_version} — {escape(clip(reason, REASON_MAX))}*",
         timing,
-        f"Next: {cause.next_steps.lower()} of v{d.canary_version}; the alias stays "
+        f"Next: {_next(cause, d, who(event.actor, event.actor_mention))}; the alias stays "
         f"{event.alias_after.describe()} until a new canary starts.{people}",
     ]
     name = policy.service_name
@@ -118,6 +120,16 @@ def _rolled_back(event: TrafficChanged, *, policy: FunctionPolicy, now: datetime
             code(public, title="Status-page text"),
         ]
     )
+
+
+def _next(cause: RollbackCause, d: Deployment, by: str) -> str:
+    """'root cause analysis of v2' · 'Redis debugging for v2' · '… of v2 with @joe, who rolled it back'."""
+    c = f"v{d.canary_version}"
+    if cause.kind == "manual":
+        return f"root cause analysis of {c} with {by}, who rolled it back"
+    if cause.kind == "cache":
+        return f"Redis debugging for {c}"
+    return f"root cause analysis of {c}"
 
 
 # ---------------------------------------------------------------- state notes
@@ -184,7 +196,9 @@ def alarm_blocks(event: AlarmAlert, *, policy: FunctionPolicy | None, now: datet
         )
     mark = ALARM_MARK if state == "ALARM" else WARN
     approvers = event.approvers or (policy.approvers if policy else ())
-    people = f" · {mention(approvers)}" if approvers and state == "ALARM" and not event.follow_up else ""
+    # After an automatic rollback the rollback message itself mentioned the approvers: not twice.
+    mentioned = event.follow_up or event.rolled_back
+    people = f" · {mention(approvers)}" if approvers and state == "ALARM" and not mentioned else ""
     return render(
         [
             section(f"*{mark} Canary Deployment Alert*"),
