@@ -26,12 +26,14 @@ ENV PYTHONUNBUFFERED=1 \
 RUN useradd --system --uid 10001 --user-group --create-home --home-dir /app canary
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
-USER canary
+# Numeric, so the host and orchestrators can resolve it without the image's /etc/passwd (hadolint DL3066).
+USER 10001:10001
 
 EXPOSE 3000
 # `canary-bot serve` answers /healthz on $PORT in both modes: in HTTP mode beside /slack/*, in Socket Mode
-# from a small side server (see bot/http_server.py). urlopen raises on a 503, so an unhealthy bot fails the check.
+# from a small side server (see bot/http_server.py). urlopen raises on a 503 (exit 1), so an unhealthy bot fails
+# the check. Exec form (no shell): the port comes from the environment inside Python.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:${PORT:-3000}/healthz', timeout=4)" || exit 1
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '3000'), timeout=4)"]
 
 CMD ["canary-bot", "serve"]
