@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
+from slack_bolt import App
 
 from bot.config import PolicyError, Settings
 
@@ -75,6 +76,25 @@ def serve_main(args: Sequence[str], console: Console) -> int:
     return _run(runtime, socket_mode=socket_mode, console=console)
 
 
+# Seconds between WebSocket pings (slack_sdk's own default). The built-in client declares a connection stale,
+# and opens a new one, when no pong came for more than 4 pings: a connection that dropped without a close
+# frame is replaced within about 20 s (measured in tests/test_socket_mode.py with a shorter interval).
+SOCKET_MODE_PING_SECONDS = 5.0
+
+
+def socket_mode_handler(app: App, app_token: str, *, ping_interval: float = SOCKET_MODE_PING_SECONDS) -> Any:
+    """Bolt's built-in Socket Mode handler (slack_sdk.socket_mode.builtin: no extra dependency).
+
+    It opens the WebSocket URL from `apps.connections.open` on the app's WebClient (so SLACK_API_URL applies),
+    acks each envelope with its envelope_id once the listener's ack ran, reconnects on Slack's `disconnect`
+    (refresh_requested) and on a close frame at once, and on a silently dropped connection after about
+    4 × `ping_interval` seconds without a pong.
+    """
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    return SocketModeHandler(app, app_token, ping_interval=ping_interval)
+
+
 def _run(runtime: Any, *, socket_mode: bool, console: Console) -> int:
     from bot.http_server import BackgroundServer, make_wsgi_app, serve
 
@@ -83,14 +103,12 @@ def _run(runtime: Any, *, socket_mode: bool, console: Console) -> int:
     settings = runtime.settings
     try:
         if socket_mode:
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
-
             side = make_wsgi_app(None, sns_handler=runtime.sns_intake, health=runtime.health)
             with BackgroundServer(side, host="0.0.0.0", port=settings.port):
                 console.say(f"canary-bot: Socket Mode; /healthz and /sns on port {settings.port}")
-                handler = SocketModeHandler(runtime.app, settings.slack_app_token)
-                signal.signal(signal.SIGTERM, lambda *_: handler.close())  # type: ignore[no-untyped-call]
-                handler.start()  # type: ignore[no-untyped-call]
+                handler = socket_mode_handler(runtime.app, settings.slack_app_token or "")
+                signal.signal(signal.SIGTERM, lambda *_: handler.close())
+                handler.start()
         else:
             console.say(f"canary-bot: HTTP on port {settings.port} (/slack/events, /sns, /healthz)")
             serve(

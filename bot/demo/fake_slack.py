@@ -110,6 +110,8 @@ class FakeSlack:
         self.usergroups: dict[str, list[str]] = {k: list(v) for k, v in (usergroups or {}).items()}
         self.users: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (users or {}).items()}
         self._channel_ids = {name.lstrip("#"): cid for name, cid in (channels or {}).items()}
+        # apps.connections.open answers this WebSocket URL (a local Socket Mode server, in tests).
+        self.socket_mode_url: str | None = None
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._server: ThreadingHTTPServer | None = None
@@ -275,7 +277,9 @@ class FakeSlack:
                 return 200, {"content-type": "text/plain"}, b"ok"
             if method == "file_upload":
                 return self._receive_upload(params["file_id"], body)
-            if not headers.get("authorization", "").startswith("Bearer xox"):
+            # apps.connections.open takes the app-level token (xapp-…); every other method a bot token.
+            wanted = "Bearer xapp-" if method == "apps.connections.open" else "Bearer xox"
+            if not headers.get("authorization", "").startswith(wanted):
                 return _json(200, {"ok": False, "error": "not_authed"})
             return _json(200, self._answer(method, params))
 
@@ -388,6 +392,11 @@ class FakeSlack:
             "channel": channel,
             "permalink": f"https://fake-workspace.slack.com/archives/{channel}/p{ts.replace('.', '')}",
         }
+
+    def _apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        if not self.socket_mode_url:
+            return {"ok": False, "error": "socket_mode_not_enabled"}
+        return {"ok": True, "url": self.socket_mode_url}
 
     def _views_publish(self, params: dict[str, Any]) -> dict[str, Any]:
         user_id, view = params.get("user_id"), params.get("view")
@@ -536,6 +545,7 @@ class FakeSlack:
 
 
 _METHODS = {
+    "apps.connections.open": FakeSlack._apps_connections_open,
     "auth.test": FakeSlack._auth_test,
     "chat.postMessage": FakeSlack._chat_post_message,
     "chat.update": FakeSlack._chat_update,
