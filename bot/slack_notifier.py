@@ -288,7 +288,9 @@ class SlackNotifier:
         policy = self._policy.for_function(function) if function else None
         blocks = alarm_blocks(event, policy=policy, now=now)
         text = _fallback_text(blocks)
-        alarming = event.state.upper() == "ALARM" and not event.follow_up
+        # Broadcast an alarm people must act on; a rollback it caused was already broadcast with the
+        # approvers, so its alarm details stay in the thread.
+        alarming = event.state.upper() == "ALARM" and not event.follow_up and not event.rolled_back
         if self._outbox is not None:
             thread = self._thread(d) if d is not None else None
             channel = event.channel or (d.channel if d else None) or (policy.channel if policy else None)
@@ -310,8 +312,7 @@ class SlackNotifier:
                 response = self._client.chat_postMessage(
                     channel=d.channel,
                     thread_ts=d.thread_ts,
-                    # A rollback it caused was already broadcast with the approvers: this is its detail.
-                    reply_broadcast=alarming and not event.rolled_back,
+                    reply_broadcast=alarming,
                     text=text,
                     blocks=blocks,
                     unfurl_links=False,
