@@ -196,3 +196,32 @@ def test_after_a_dropped_connection_the_client_reconnects_and_acts_once(socket: 
     time.sleep(0.3)
     assert len(socket.traffic.routing_writes) == writes + 1
     assert [a["envelope_id"] for a in socket.server.acks].count(envelope) == 1
+
+
+def test_an_envelope_delivered_again_after_a_reconnect_changes_traffic_once(socket: Socket) -> None:
+    """Slack redelivers what it thinks was not handled (retry_attempt > 0) on the new connection."""
+    socket.slash(f"start {FN} 2", STARTER)
+    socket.wait_for(lambda: any(r.get("blocks") for r in socket.responses()))
+    preview = next(r for r in socket.responses() if r.get("blocks"))
+    value = _button(preview["blocks"], views.ACTION_START_CONFIRM)
+    first = socket.click(views.ACTION_START_CONFIRM, value, STARTER)
+    socket.server.wait_ack(first, timeout=ACK_DEADLINE)
+    socket.wait_for(lambda: any("Canary started" in r.get("text", "") for r in socket.responses()))
+    answered = len(socket.responses())
+    before = socket.server.accepted
+    socket.server.drop()
+    socket.server.wait_connection(after=before, timeout=15)
+    again = socket.server.send_envelope(
+        "interactive", json.loads(json.dumps(_last_interactive(socket))), retry_attempt=1
+    )
+    socket.server.wait_ack(again, timeout=ACK_DEADLINE)
+    socket.wait_for(lambda: len(socket.responses()) > answered)
+    refusal = socket.responses()[-1]
+    assert refusal.get("replace_original") is False and "⛔" in refusal["text"], refusal
+    assert socket.alias() == ("1", {"2": 0.05})
+    assert len(socket.traffic.routing_writes) == 1
+
+
+def _last_interactive(socket: Socket) -> dict[str, Any]:
+    sent = [m for m in socket.server.sent if m.get("type") == "interactive"]
+    return dict(sent[-1]["payload"])

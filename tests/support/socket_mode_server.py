@@ -23,6 +23,7 @@ class SocketModeServer:
         self._connections: list[ServerConnection] = []
         self.accepted = 0  # connections ever opened
         self._refreshing: list[ServerConnection] = []  # told to reconnect: closed once the new one opens
+        self.sent: list[dict[str, Any]] = []  # every envelope sent to the client
         self.acks: list[dict[str, Any]] = []  # every message the client sent, in order, with its arrival time
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
@@ -114,6 +115,8 @@ class SocketModeServer:
             "retry_reason": "",
         }
         self._current().send(json.dumps(envelope))
+        with self._lock:
+            self.sent.append(envelope)
         return envelope_id
 
     def refresh(self) -> None:
