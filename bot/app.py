@@ -77,7 +77,7 @@ def create_app(
         listener_executor=executor,
     )
     deps = Deps(service=service, clock=service.clock, soak=soak, outbox=outbox)
-    board = home.HomeBoard(client, deps)
+    board = home.HomeBoard(client, deps, background=not inline)
     # Every change the service announces also re-publishes the App Homes people have open.
     service.notifier = home.HomeRefreshingNotifier(service.notifier, board)
     # replays first (a middleware: runs before every listener); fallback last (what no other listener takes)

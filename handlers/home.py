@@ -31,12 +31,19 @@ MAX_VIEWERS = 100
 class HomeBoard:
     """Publishes App Homes: on opening, after a click (with its outcome), and after every change."""
 
-    def __init__(self, client: WebClient, deps: Deps, *, max_viewers: int = MAX_VIEWERS) -> None:
+    def __init__(
+        self, client: WebClient, deps: Deps, *, max_viewers: int = MAX_VIEWERS, background: bool = True
+    ) -> None:
         self._client = client
         self._deps = deps
         self._max = max_viewers
         self._viewers: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
+        # Refreshes run on their own thread, coalesced: a slow or failing Slack never delays the service
+        # (a soak tick, an alarm rollback) that announced the change. background=False: at once (tests).
+        self._background = background
+        self._wanted = threading.Event()
+        self._worker: threading.Thread | None = None
 
     def seen(self, user_id: str) -> None:
         with self._lock:
@@ -66,6 +73,23 @@ class HomeBoard:
         )
         self._client.views_publish(user_id=user_id, view=view)
 
+    def refresh_soon(self) -> None:
+        """Ask for every open Home to be re-published (now when not in the background)."""
+        if not self._background:
+            self.refresh_all()
+            return
+        with self._lock:
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._refresh_loop, name="app-home", daemon=True)
+                self._worker.start()
+        self._wanted.set()
+
+    def _refresh_loop(self) -> None:
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            self.refresh_all()
+
     def refresh_all(self) -> None:
         """Re-publish every known viewer's Home; a failure is logged and never stops the others."""
         for user_id in self.viewers():
@@ -89,7 +113,7 @@ class HomeRefreshingNotifier:
             return self.inner.publish(event)
         finally:
             if not isinstance(event, self.QUIET):
-                self._board.refresh_all()
+                self._board.refresh_soon()
 
 
 def from_home(body: dict[str, Any]) -> bool:

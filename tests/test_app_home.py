@@ -141,3 +141,33 @@ def test_a_home_rollback_asks_the_reason_and_answers_on_the_home(sw: SlackWorld)
     assert sw.world.alias() == ("1", {})
     home = sw.slack.home_view(STARTER)
     assert home is not None and "Rolled back" in _texts(home) and sw.buttons(home["blocks"]) == {}
+
+
+def test_a_slow_slack_never_delays_the_change_that_refreshes_the_homes() -> None:
+    """Home refreshes run on their own thread: the service's announcement returns at once."""
+    import threading
+
+    from bot.events import RecordingNotifier, StateNoted
+    from bot.model import State
+    from commands.base import Deps
+    from handlers.home import HomeBoard, HomeRefreshingNotifier
+    from tests.support.canary_core import T0, in_state
+    from tests.support.world import make_world
+
+    release, published = threading.Event(), threading.Event()
+
+    class SlowSlack:
+        def views_publish(self, **_: Any) -> None:
+            release.wait(5)
+            published.set()
+
+    world = make_world()
+    board = HomeBoard(SlowSlack(), Deps(service=world.service, clock=world.clock))  # type: ignore[arg-type]
+    board.seen("U0VIEWER")
+    notifier = HomeRefreshingNotifier(RecordingNotifier(), board)
+    started = time.monotonic()
+    notifier.publish(StateNoted(deployment=in_state(State.HELD), at=T0, actor="canary-bot", what="held"))
+    assert time.monotonic() - started < 0.5
+    assert not published.is_set()
+    release.set()
+    assert published.wait(5), "the Home was re-published in the background"
