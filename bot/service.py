@@ -519,7 +519,7 @@ class CanaryService:
             revision=expected_revision,
         )
         d = self._transition(canary.extend(d, by=by, now=self.clock.now(), actor=actor.label))
-        self._notify(self._noted(d, actor, "extended", f"soak extended by {_dur(by)}"))
+        self._notify(self._noted(d, actor, "extended", f"+{_dur(by)}"))
         ends = f" at {d.soak_ends_at:%H:%M} UTC" if d.soak_ends_at else " later"
         return ActionResult(deployment=d, message=f"extended: the soak of {d.key} now ends{ends}")
 

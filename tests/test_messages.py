@@ -3,6 +3,7 @@ weights that are not 0% or 100% never read as such."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -63,8 +64,10 @@ def test_click_outcomes_say_each_thing_once(sw: SlackWorld) -> None:
     assert text.endswith(f": {FN}:production now 100% v2") and "promoted:" not in text
 
 
-def test_extend_says_when_the_soak_now_ends(sw: SlackWorld) -> None:
+def test_extend_says_when_the_soak_now_ends_and_by_how_much_once(sw: SlackWorld) -> None:
     _start(sw)
     sw.command(f"extend {FN} 30m", user=APPROVER)
     text = sw.last_response()["text"]
     assert "now ends at " in text and "ends to" not in text
+    note = json.dumps(sw.slack.calls("chat.postMessage")[-1].params, ensure_ascii=False)
+    assert "Soak extended by <@UAPPROVER1>: +30m" in note and "soak extended by" not in note
