@@ -391,7 +391,8 @@ def _require(d: Deployment, action: str) -> None:
     allowed = LEGAL[action]
     if d.state in allowed:
         return
-    message = f"cannot {_VERBS[action]}: deployment {d.id} is {d.state.value}"
+    state = "soaking" if d.state is State.CANARY else d.state.value.replace("_", " ")
+    message = f"cannot {_VERBS[action]}: deployment {d.id} is {state}"
     if d.state in TERMINAL_STATES:
         message += " (it has ended)"
     else:

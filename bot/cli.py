@@ -300,7 +300,8 @@ def render_status(entries: list[StatusEntry]) -> str:
         ends = f" · soak ends {d.soak_ends_at:%H:%M} UTC" if d.soak_ends_at else ""
         verdict = f" · last check: {d.last_verdict}" if d.last_verdict else ""
         lines.append(
-            f"{d.key}  {d.state.value}  v{d.canary_version} at {format_percent(d.weight)}{ends}{verdict}"
+            f"{d.key}  {d.state.value.replace('_', ' ')}  v{d.canary_version} at {format_percent(d.weight)}"
+            f"{ends}{verdict}"
         )
         lines.append(f"  alias now: {alias}   ({d.id}, started by {d.created_by})")
     return "\n".join(lines)

@@ -346,7 +346,7 @@ def _outcome(d: Deployment) -> str:
         return f"Success (v{d.canary_version} promoted to 100% of {d.alias})"
     if d.state is State.ROLLED_BACK:
         return f"Rolled back to v{d.stable_version}"
-    return f"In progress ({d.state.value})"
+    return f"In progress ({d.state.value.replace('_', ' ')})"
 
 
 def _issues(

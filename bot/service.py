@@ -712,7 +712,7 @@ class CanaryService:
         if current.revision != d.revision:
             return self._who_acted(current)
         pending = [r for r in self.store.audit_for(d.id) if r.phase == "intent"]
-        who = f": {pending[-1].action} by {pending[-1].actor}" if pending else ""
+        who = f": {pending[-1].action.replace('_', ' ')} by {_person(pending[-1].actor)}" if pending else ""
         return f"another action on {d.key} is in progress{who}; nothing was changed by yours"
 
     def _clear_stale_plan(self, function: str, alias: str, actor: Actor, now: datetime) -> None:
@@ -727,8 +727,8 @@ class CanaryService:
             )
             return
         raise LiveDeploymentExists(
-            f"{function}:{alias} already has a live canary {live.id} ({live.state.value}, "
-            f"v{live.canary_version} at {_pct(live.weight)}) started by {live.created_by}"
+            f"{function}:{alias} already has a live canary {live.id} ({_state_words(live.state)}, "
+            f"v{live.canary_version} at {_pct(live.weight)}) started by {_person(live.created_by)}"
         )
 
     def _alarm_guard(self, args: StartArgs, policy: FunctionPolicy, actor: Actor) -> list[str]:

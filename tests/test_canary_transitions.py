@@ -88,13 +88,14 @@ def test_illegal_transition_raises_and_names_the_state(action: str, source: Stat
     with pytest.raises(IllegalTransition) as raised:
         CALLS[action](before)
 
-    assert f"deployment {before.id} is {source.value}" in str(raised.value)
+    said = "soaking" if source is State.CANARY else source.value.replace("_", " ")
+    assert f"deployment {before.id} is {said}" in str(raised.value)
     assert isinstance(raised.value, CanaryError)
 
 
 def test_illegal_message_reads_like_a_sentence() -> None:
     with pytest.raises(
-        IllegalTransition, match=r"^cannot promote: deployment d-1 is rolled_back \(it has ended\)$"
+        IllegalTransition, match=r"^cannot promote: deployment d-1 is rolled back \(it has ended\)$"
     ):
         CALLS["promote"](in_state(State.ROLLED_BACK))
 
