@@ -118,6 +118,9 @@ def socket() -> Iterator[Socket]:
             aws=AwsAdapters(traffic=traffic, metrics=FakeMetrics(), alarms=FakeAlarms("us-east-1")),
             policy=policy_with(approvers=["S0SREONCALL"], channel="#deploys", allowed_channels=[CHANNEL_ID]),
         )
+        # As serve runs it: the outbox worker delivers the answers (response_url) and thread messages.
+        if runtime.outbox_worker is not None:
+            runtime.outbox_worker.start()
         handler = socket_mode_handler(runtime.app, "xapp-1-test", ping_interval=0.5)
         handler.connect()
         try:
@@ -125,6 +128,8 @@ def socket() -> Iterator[Socket]:
             yield Socket(server=server, slack=slack, runtime=runtime, traffic=traffic)
         finally:
             handler.close()
+            if runtime.outbox_worker is not None:
+                runtime.outbox_worker.stop()
 
 
 def _start_canary(s: Socket) -> None:
