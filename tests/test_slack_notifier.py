@@ -323,3 +323,36 @@ def test_chart_upload_failure_does_not_hide_the_posted_report(
     slack.fail_next("files.getUploadURLExternal", status=200, error="not_allowed")
     reply = notifier.publish(soak_report(d, chart=b"\x89PNG\r\n\x1a\nxx"))
     assert reply is not None and slack.uploaded_files() == []
+
+
+def test_through_the_outbox_the_alarm_after_a_rollback_stays_in_the_thread_unmentioned(
+    slack: FakeSlack,
+) -> None:
+    """The outbox path (serve's) as the direct one: the rollback message was the broadcast."""
+    from bot.outbox import Outbox, OutboxDrainer
+    from bot.store import open_store
+
+    store, clock = open_store("sqlite://:memory:"), ManualClock(NOW)
+    client = make_web_client("xoxb-test", base_url=slack.base_url, retry=RetryPolicy(sleep=lambda _s: None))
+    outbox = Outbox(store, clock, wake=OutboxDrainer(store, client, clock).drain)
+    notifier = SlackNotifier(client, POLICY, clock, outbox=outbox)
+    d = deployment()
+    notifier.publish(Started(deployment=d, at=NOW, actor="cli:maria", alias_before=BEFORE, alias_after=SPLIT))
+    notifier.publish(
+        AlarmAlert(
+            at=NOW,
+            alarm_name="canary-bot/x/error-rate",
+            state="ALARM",
+            reason="Threshold Crossed",
+            function=FUNCTION,
+            deployment=d.model_copy(update={"state": State.ROLLED_BACK}),
+            rolled_back=True,
+            received_at=NOW,
+            reverted_at=NOW + timedelta(milliseconds=15),
+            approvers=("S0SREONCALL",),
+        )
+    )
+    alarm = last_post(slack)
+    assert "Canary Deployment Alert" in text_of(alarm.params["blocks"])
+    assert alarm.params.get("thread_ts") and not broadcast(alarm)
+    assert "subteam" not in text_of(alarm.params["blocks"])
