@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -239,3 +240,34 @@ def test_garbage_on_the_sns_endpoint_is_a_400() -> None:
     world = make_world()
     intake, _, _ = _intake(world, sns.make_identity())
     assert intake(b"{not json", {})[0] == 400
+
+
+def test_the_rollback_message_and_the_alarm_alert_give_one_measured_time(
+    identity: sns.SigningIdentity, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Notification received → UpdateAlias answered, measured once: every message shows that figure, however
+    long the bookkeeping after the write takes (here every clock read costs 3 ms)."""
+    from bot.views import alarm_blocks, traffic_changed_blocks
+    from tests.support.block_kit import text_of
+
+    world = make_world()
+    world.start()
+    read = world.clock.now
+
+    def ticking() -> object:
+        world.clock.advance(timedelta(milliseconds=3))
+        return read()
+
+    monkeypatch.setattr(world.clock, "now", ticking)
+    received = read()
+    AlarmResponder(world.service).handle(_envelope(identity), received_at=received)
+    rollback = next(e for e in world.notifier.events if isinstance(e, TrafficChanged))
+    alert = _alerts(world)[-1]
+    assert rollback.reverted_at is not None and alert.reverted_at == rollback.reverted_at
+    now = read()
+    policy = world.service.policy_for(FN)
+    said = text_of(traffic_changed_blocks(rollback, policy=policy, now=now))
+    alerted = text_of(alarm_blocks(alert, policy=policy, now=now))
+
+    (first,) = set(re.findall(r"\((\d+ ms)\)", said))
+    assert re.findall(r"\((\d+ ms)\)", alerted) == [first]
