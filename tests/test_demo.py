@@ -67,7 +67,7 @@ def test_the_demo_reads_as_a_person_would_read_it(demo_run: subprocess.Completed
     assert f"P95 Latency: {report_p95.group(1)}ms" in summary
     assert f"During the canary: error rate 0%, cache hit rate 93.7%, p95 {report_p95.group(1)}ms" in healthy
 
-    # The alarm rollback: one measured time in every message, one broadcast, the approvers mentioned once.
+    # The automatic rollback: one measured time in every message, one broadcast, the approvers mentioned once.
     after = bad[bad.index("Rolled back production-lego-api") :]
     timings = set(re.findall(r"\((\d+(?:\.\d+)? m?s)\)", after))
     assert len(timings) == 1, timings
