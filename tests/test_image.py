@@ -136,6 +136,14 @@ def test_the_wheel_installed_in_a_clean_venv_serves_healthz_as_a_non_root_user(
         timeout=30,
     ).stdout.strip()
     Path(site, "dependencies-from-the-test-venv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # The wheel's own metadata (Requires-Dist) is what pip checks: every dependency it declares is there.
+    check = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
     for path in (tmp, venv, *venv.rglob("*")):
         path.chmod(path.stat().st_mode | 0o055 if path.is_dir() else path.stat().st_mode | 0o044)
 
