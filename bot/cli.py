@@ -26,7 +26,15 @@ from bot.ports import (
     PublishConflict,
     StaleDeployment,
 )
-from bot.service import CanaryService, HistoryEntry, NotInPolicy, Refused, StartPlan, StatusEntry
+from bot.service import (
+    ActionPending,
+    CanaryService,
+    HistoryEntry,
+    NotInPolicy,
+    Refused,
+    StartPlan,
+    StatusEntry,
+)
 from bot.units import format_duration, format_percent
 from bot.verbs import (
     ExtendArgs,
@@ -171,6 +179,12 @@ def _pop_flag(words: list[str], flag: str) -> bool:
 
 def _fail(console: Console, as_json: bool, exc: BaseException, *, usage: str | None) -> None:
     message = exc.message if isinstance(exc, UsageError) else str(exc)
+    if isinstance(exc, ActionPending):
+        # This process ends here; the retries are serve's (its reconciler reads the same store).
+        message += (
+            " From the CLI: a `canary-bot serve` on the same store retries it;"
+            " without one, run the same command again."
+        )
     if as_json:
         payload = {"ok": False, "error": type(exc).__name__, "message": message, "usage": usage}
         console.say(json.dumps(payload))
