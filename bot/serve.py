@@ -18,7 +18,7 @@ from slack_bolt import App
 from bot.config import PolicyError, Settings
 
 if TYPE_CHECKING:
-    from bot.cli import Console
+    from bot.console import Console
 
 log = logging.getLogger(__name__)
 

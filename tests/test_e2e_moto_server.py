@@ -92,7 +92,9 @@ def test_start_then_promote_through_the_console_script(world: tuple[str, dict[st
     assert _alias(endpoint) == ("2", {})
 
 
-def test_start_then_rollback_and_history_names_the_os_user_and_host(world: tuple[str, dict[str, str]]) -> None:
+def test_start_then_rollback_and_history_names_the_os_user_and_host(
+    world: tuple[str, dict[str, str]],
+) -> None:
     endpoint, env = world
     assert _cli(env, "start", LEGO_API, "2", "--yes").returncode == 0
     rolled = _cli(env, "rollback", LEGO_API, "--reason", "error rate 2%", "--yes")

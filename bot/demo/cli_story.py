@@ -10,9 +10,10 @@ from bot.actors import cli_actor
 from bot.aws.clients import lambda_client
 from bot.aws.seed import LEGO_API, PRODUCTION_ALIAS, seed_lego_api
 from bot.aws.traffic import LambdaTraffic
-from bot.cli import Console, run
+from bot.cli_verbs import run
 from bot.clock import SystemClock
 from bot.config import load_policy
+from bot.console import Console
 from bot.service import CanaryService
 from bot.store import open_store
 

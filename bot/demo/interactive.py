@@ -12,7 +12,7 @@ from bot.demo.world import PEOPLE, DemoWorld
 from bot.units import UnitError, parse_duration, parse_percent
 
 if TYPE_CHECKING:
-    from bot.cli import Console
+    from bot.console import Console
 
 HELP = """\
   /canary VERB …      type a slash command as the current person (try: /canary help)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bot.cli import Console
+    from bot.console import Console
 
 DEMO_ENV = {
     "AWS_ACCESS_KEY_ID": "demo",
