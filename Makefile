@@ -19,10 +19,10 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check bot commands handlers
+	$(BIN)/ruff format --check bot commands handlers canary_demo
 
 typecheck: $(STAMP)
-	$(BIN)/mypy bot commands handlers
+	$(BIN)/mypy bot commands handlers canary_demo
 
 check: lint typecheck test
 

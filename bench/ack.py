@@ -42,16 +42,16 @@ from bench.harness import Check, median, ms, percentile, quiet
 from bench.response_sink import ResponseSink
 from bot.clock import ManualClock
 from bot.config import Settings, load_policy
-from bot.demo import slack_requests as req
-from bot.demo.fake_slack import FakeSlack
-from bot.fakes.alarms import FakeAlarms
-from bot.fakes.metrics import FakeMetrics
-from bot.fakes.traffic import lego_api_world
 from bot.http_server import BackgroundServer, make_wsgi_app, serve
 from bot.outbox import BackgroundDrainer
 from bot.runtime import AwsAdapters, Runtime, build_runtime
 from bot.slack_client import RetryPolicy, make_web_client
 from bot.store import open_store
+from canary_demo import slack_requests as req
+from canary_demo.fake_slack import FakeSlack
+from canary_demo.fakes.alarms import FakeAlarms
+from canary_demo.fakes.metrics import FakeMetrics
+from canary_demo.fakes.traffic import lego_api_world
 
 HELP = "help"
 START = "start production-lego-api 2"

@@ -29,15 +29,15 @@ from bot.actors import cli_actor
 from bot.alarm_event import parse_sns_body
 from bot.alarm_responder import AlarmResponder
 from bot.aws.alarms import CloudWatchAlarms
-from bot.aws.seed import LEGO_API, PRODUCTION_ALIAS, seed_lego_api
 from bot.aws.traffic import LambdaTraffic
 from bot.clock import SystemClock
 from bot.config import load_policy
-from bot.demo.simulator import _alarm_json
 from bot.events import RecordingNotifier
 from bot.service import CanaryService
 from bot.store import SqliteStore
 from bot.verbs import StartArgs
+from canary_demo.seed import LEGO_API, PRODUCTION_ALIAS, seed_lego_api
+from canary_demo.simulator import _alarm_json
 
 REGION = "us-east-1"
 TOPIC = "arn:aws:sns:us-east-1:123456789012:canary-alarms"

@@ -2,7 +2,7 @@
 
 A seeded Monte Carlo through the real soak loop. Each soak is a fresh world (FakeTraffic with the seed's
 function, in-memory store, CanaryService, SoakRunner over FakeMetrics) fed by the demo's traffic simulator
-(bot.demo.simulator.TrafficSimulator): 4,000 requests a minute split by the alias weights, so a 5% canary
+(canary_demo.simulator.TrafficSimulator): 4,000 requests a minute split by the alias weights, so a 5% canary
 sees about 1,000 invocations per 5-minute period, as in issue 12; binomial errors, log-normal latencies,
 binomial cache hits and log-normal cache-miss latencies, each soak with its own seed. The canary starts on a
 period boundary and is bad (or healthy) from its first request, so "time to rollback" is measured from the
@@ -36,14 +36,14 @@ from bench.harness import Check
 from bot.actors import cli_actor
 from bot.clock import ManualClock
 from bot.config import EMBEDDED_POLICY, Policy
-from bot.demo.simulator import Behaviour, TrafficSimulator
-from bot.fakes.metrics import FakeMetrics
-from bot.fakes.traffic import lego_api_world
 from bot.model import Deployment, PeriodFigures, State, Thresholds
 from bot.service import CanaryService
 from bot.soak import SoakRunner
 from bot.store import open_store
 from bot.verbs import StartArgs
+from canary_demo.fakes.metrics import FakeMetrics
+from canary_demo.fakes.traffic import lego_api_world
+from canary_demo.simulator import Behaviour, TrafficSimulator
 
 FN = "production-lego-api"
 ALIAS = "production"

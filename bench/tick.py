@@ -27,8 +27,6 @@ from bench.harness import Check, median, ms
 from bot.actors import cli_actor
 from bot.clock import ManualClock
 from bot.config import Policy
-from bot.fakes.metrics import FakeMetrics
-from bot.fakes.traffic import FakeTraffic
 from bot.judge import DecisionKind
 from bot.model import Deployment, PeriodFigures, Thresholds
 from bot.ports import StorePort, WindowRequest
@@ -36,6 +34,8 @@ from bot.service import CanaryService
 from bot.soak import SoakRunner
 from bot.store import SqliteStore, open_store
 from bot.verbs import StartArgs
+from canary_demo.fakes.metrics import FakeMetrics
+from canary_demo.fakes.traffic import FakeTraffic
 
 FUNCTIONS = 50
 SIZES = (1, 10, 50)

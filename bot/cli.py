@@ -25,7 +25,7 @@ from bot.config import PolicyError, Settings
 from bot.console import Console
 from bot.service import CanaryService
 
-DEMO_MODULE = "bot.demo.main"
+DEMO_MODULE = "canary_demo.main"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -37,7 +37,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve_main(words[1:], console)
     if words and words[0] == "demo":
         # The demo is an optional part (the `demo` extra); the product never imports it by name.
-        demo = importlib.import_module(DEMO_MODULE)
+        try:
+            demo = importlib.import_module(DEMO_MODULE)
+        except ModuleNotFoundError:
+            console.warn(
+                "error: the demo is not part of this installation (it ships with the source: make demo)"
+            )
+            return EXIT_BAD_INPUT
         return int(demo.demo_main(words[1:], console))
     try:
         settings = Settings()

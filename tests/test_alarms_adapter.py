@@ -14,9 +14,9 @@ from moto import mock_aws
 from moto.cloudwatch.models import cloudwatch_backends
 
 from bot.aws.alarms import CloudWatchAlarms, dashboard_name
-from bot.fakes.alarms import FakeAlarms
 from bot.model import Deployment, Thresholds
 from bot.ports import AlarmsPort, AwsFailure
+from canary_demo.fakes.alarms import FakeAlarms
 
 REGION = "us-east-1"
 TOPIC = f"arn:aws:sns:{REGION}:123456789012:canary-bot-alarms"

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 import pytest
 
 from bot import views
-from bot.demo import slack_requests as req
+from canary_demo import slack_requests as req
 from tests.support.slack_world import APPROVER, APPROVER_2, OUTSIDER, STARTER, SlackWorld, slack_world
 from tests.support.world import FN
 

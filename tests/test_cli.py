@@ -13,13 +13,13 @@ from moto import mock_aws
 
 from bot.actors import cli_actor
 from bot.aws.clients import lambda_client
-from bot.aws.seed import LEGO_API, PRODUCTION_ALIAS, seed_lego_api
 from bot.aws.traffic import LambdaTraffic
 from bot.cli import Console, main, run
 from bot.clock import ManualClock
 from bot.config import load_policy
 from bot.service import CanaryService
 from bot.store import open_store
+from canary_demo.seed import LEGO_API, PRODUCTION_ALIAS, seed_lego_api
 
 
 class Moto:

@@ -15,7 +15,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from bot.aws.seed import LEGO_API, PRODUCTION_ALIAS, seed_lego_api
+from canary_demo.seed import LEGO_API, PRODUCTION_ALIAS, seed_lego_api
 
 BIN = Path(sys.executable).parent
 

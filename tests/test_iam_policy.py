@@ -25,8 +25,8 @@ def test_the_recorder_counts_the_bots_calls_and_not_the_tests_set_up() -> None:
     from moto import mock_aws
 
     from bot.aws.clients import aws_client
-    from bot.aws.seed import LEGO_API, seed_lego_api
     from bot.aws.traffic import LambdaTraffic
+    from canary_demo.seed import LEGO_API, seed_lego_api
 
     with mock_aws():
         client = aws_client("lambda", region="us-east-1")

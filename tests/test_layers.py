@@ -19,7 +19,7 @@ CORE = ("bot.canary", "bot.judge", "bot.evidence", "bot.intents", "bot.model", "
 ADAPTERS = ("bot.aws", "bot.store", "bot.slack_", "bot.outbox", "bot.reconciler", "bot.service", "bot.app")
 OUTSIDE_WORLD = ("boto3", "botocore", "slack_sdk", "slack_bolt", "apscheduler", "waitress", "sqlite3")
 # What only the demo and the tests use; the product must not import it (it stays out of the image).
-DEMO_ONLY = ("bot.demo", "bot.fakes", "bot.aws.seed")
+DEMO_ONLY = ("canary_demo", "canary_demo.fakes", "canary_demo.seed")
 
 
 @cache

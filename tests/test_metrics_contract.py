@@ -1,7 +1,7 @@
 """One contract for every MetricsPort: the same recorded traffic gives the same PeriodFigures.
 
 Worlds:
-- fake:     bot.fakes.metrics.FakeMetrics.
+- fake:     canary_demo.fakes.metrics.FakeMetrics.
 - moto:     CloudWatchMetrics against moto; counts written with put_metric_data (moto cannot compute
             percentiles, so no Duration is written and percentile scenarios skip this world).
 - stubbed:  CloudWatchMetrics (+ LogsInsightsCache) against botocore's Stubber; the canned answers are
@@ -23,9 +23,9 @@ from moto import mock_aws
 
 from bot.aws.cache_logs import LogsInsightsCache
 from bot.aws.metrics import CloudWatchMetrics, plan_queries
-from bot.fakes.metrics import FakeMetrics
 from bot.model import PeriodFigures
 from bot.ports import AwsFailure, MetricsPort, WindowRequest
+from canary_demo.fakes.metrics import FakeMetrics
 from tests.support.cloudwatch_responses import (
     ManualClock,
     cache_rows,

@@ -14,11 +14,11 @@ import pytest
 from moto import mock_aws
 
 from bot.aws.clients import aws_client
-from bot.aws.seed import LEGO_API, PRODUCTION_ALIAS, seed_lego_api
 from bot.cli import main
 from bot.composition import os_actor
-from bot.demo.fake_slack import FakeSlack
 from bot.store import open_store
+from canary_demo.fake_slack import FakeSlack
+from canary_demo.seed import LEGO_API, PRODUCTION_ALIAS, seed_lego_api
 
 CHANNEL_ID = "C0DEPLOYS"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from bot.actors import NotAuthorized
-from bot.fakes.alarms import FakeAlarms
 from bot.service import AlarmsFiring
 from bot.verbs import StartArgs
+from canary_demo.fakes.alarms import FakeAlarms
 from tests.support.world import FN, make_world, slack_user
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:canary-bot-alarms"

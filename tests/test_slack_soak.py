@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.aws.seed import LEGO_API
-from bot.demo.world import CHANNEL_ID, DemoWorld
 from bot.model import State
+from canary_demo.seed import LEGO_API
+from canary_demo.world import CHANNEL_ID, DemoWorld
 
 
 @pytest.fixture

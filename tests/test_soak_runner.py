@@ -21,12 +21,12 @@ from bot.events import (
     StateNoted,
     TrafficChanged,
 )
-from bot.fakes.metrics import FakeMetrics
 from bot.judge import DecisionKind, Outcome
 from bot.model import Deployment, PeriodFigures, State, Thresholds
 from bot.ports import AwsFailure, WindowRequest
 from bot.soak import SoakRunner, align_down, default_chart, due_report
 from bot.verbs import StartArgs
+from canary_demo.fakes.metrics import FakeMetrics
 from tests.support.canary_core import started as core_started
 from tests.support.traffic_sim import SoakWorld, TrafficSim, soak_world
 from tests.support.world import ALIAS, FN, make_world, policy_with

@@ -14,14 +14,14 @@ import pytest
 from bot import views
 from bot.clock import ManualClock
 from bot.config import Settings
-from bot.demo.fake_slack import APP_ID, TEAM_ID, FakeSlack
-from bot.fakes.alarms import FakeAlarms
-from bot.fakes.metrics import FakeMetrics
-from bot.fakes.traffic import FakeTraffic, lego_api_world
 from bot.runtime import AwsAdapters, Runtime, build_runtime
 from bot.serve import socket_mode_handler
 from bot.slack_client import RetryPolicy, make_web_client
 from bot.store import open_store
+from canary_demo.fake_slack import APP_ID, TEAM_ID, FakeSlack
+from canary_demo.fakes.alarms import FakeAlarms
+from canary_demo.fakes.metrics import FakeMetrics
+from canary_demo.fakes.traffic import FakeTraffic, lego_api_world
 from tests.support.socket_mode_server import SocketModeServer
 from tests.support.world import FN, policy_with
 

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from bot.actors import cli_actor
 from bot.cli import render_plan
-from bot.fakes.metrics import FakeMetrics
 from bot.verbs import StartArgs
+from canary_demo.fakes.metrics import FakeMetrics
 from commands.start import RECENT, stable_per_minute
 from tests.support.world import ALIAS, FN, make_world, policy_with
 

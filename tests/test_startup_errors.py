@@ -13,15 +13,15 @@ import pytest
 from bot.cli import main
 from bot.clock import ManualClock
 from bot.config import Settings
-from bot.demo import slack_requests as req
-from bot.demo.fake_slack import FakeSlack
-from bot.fakes.alarms import FakeAlarms
-from bot.fakes.metrics import FakeMetrics
-from bot.fakes.traffic import lego_api_world
 from bot.http_server import make_wsgi_app
 from bot.runtime import AwsAdapters, Runtime, build_runtime
 from bot.slack_client import RetryPolicy, make_web_client
 from bot.store import StoreUnavailable, open_store
+from canary_demo import slack_requests as req
+from canary_demo.fake_slack import FakeSlack
+from canary_demo.fakes.alarms import FakeAlarms
+from canary_demo.fakes.metrics import FakeMetrics
+from canary_demo.fakes.traffic import lego_api_world
 from tests.support.world import policy_with
 from tests.test_http_server import call
 

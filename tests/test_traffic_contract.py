@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 import pytest
 
 from bot.aws.traffic import LambdaTraffic
-from bot.fakes.traffic import FakeTraffic, lego_api_world
 from bot.model import AliasState
 from bot.ports import (
     AliasDrift,
@@ -24,6 +23,7 @@ from bot.ports import (
     TrafficPort,
     VersionNotFound,
 )
+from canary_demo.fakes.traffic import FakeTraffic, lego_api_world
 from tests.support.lambda_world import (
     BASE_ENV,
     LEGO_API,

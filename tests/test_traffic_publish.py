@@ -12,8 +12,8 @@ from moto.server import ThreadedMotoServer
 
 from bot.aws.clients import lambda_client
 from bot.aws.traffic import LambdaTraffic, merged_env
-from bot.fakes.traffic import FakeTraffic, lego_api_world
 from bot.ports import AliasNotFound, AwsFailure, FunctionNotFound, InvalidChange
+from canary_demo.fakes.traffic import FakeTraffic, lego_api_world
 from tests.support.lambda_world import (
     BASE_ENV,
     LEGO_API,

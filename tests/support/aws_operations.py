@@ -5,7 +5,7 @@ unused → the README grants more than the bot needs).
 Every botocore client created during the tests gets a `before-parameter-build` handler (emitted for every call,
 moto's and botocore Stubber's included; Stubber answers on `before-call`, which stops at the first answer). A call
 counts when the nearest caller outside boto3/botocore is a module of `bot/` — test set-up, the demo's simulated
-world (`bot/demo/`), the seed helpers (`bot/aws/seed.py`) and moto itself are the world, not the bot.
+world (`canary_demo/`), the seed helpers (`canary_demo/seed.py`) and moto itself are the world, not the bot.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The seed's Lambda world in moto, for tests. The seeding itself is bot.aws.seed (the demo uses it too).
+"""The seed's Lambda world in moto, for tests. The seeding itself is canary_demo.seed (the demo uses it too).
 
 Use from a fixture:
 
@@ -19,7 +19,7 @@ import pytest
 from moto import mock_aws
 
 from bot.aws.clients import lambda_client
-from bot.aws.seed import (
+from canary_demo.seed import (
     BASE_ENV,
     LEGO_API,
     PRODUCTION_ALIAS,

@@ -1,7 +1,7 @@
-"""Signed Slack requests live in bot/demo (the demo sends them too); tests import them from here."""
+"""Signed Slack requests live in canary_demo (the demo sends them too); tests import them from here."""
 
-from bot.demo.slack_requests import *  # noqa: F403
-from bot.demo.slack_requests import (
+from canary_demo.slack_requests import *  # noqa: F403
+from canary_demo.slack_requests import (
     APP_ID,
     CHANNEL_ID,
     CHANNEL_NAME,

@@ -16,10 +16,10 @@ from typing import Any, TypeVar
 from bot.clock import ManualClock
 from bot.config import Policy
 from bot.events import RecordingNotifier
-from bot.fakes.metrics import FakeMetrics
-from bot.fakes.traffic import FakeTraffic
 from bot.model import Deployment, PeriodFigures, Thresholds
 from bot.soak import SoakRunner, TickOutcome
+from canary_demo.fakes.metrics import FakeMetrics
+from canary_demo.fakes.traffic import FakeTraffic
 from tests.support.world import ALIAS, FN, World, make_world, policy_with
 
 MINUTE = timedelta(minutes=1)

@@ -9,10 +9,10 @@ from bot.actors import Actor, Authorizer, cli_actor
 from bot.clock import ManualClock
 from bot.config import EMBEDDED_POLICY, Policy
 from bot.events import RecordingNotifier
-from bot.fakes.traffic import FakeTraffic, lego_api_world
 from bot.service import CanaryService
 from bot.store import open_store
 from bot.verbs import StartArgs
+from canary_demo.fakes.traffic import FakeTraffic, lego_api_world
 
 FN = "production-lego-api"
 ALIAS = "production"

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 from slack_bolt.request import BoltRequest
 from slack_sdk.signature import SignatureVerifier
 
-from bot.demo.fake_slack import APP_ID, BOT_USER_ID, TEAM_ID
+from canary_demo.fake_slack import APP_ID, BOT_USER_ID, TEAM_ID
 
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
 USER_ID = "U0ALICE"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.demo.world import PEOPLE, DemoWorld
 from bot.units import UnitError, parse_duration, parse_percent
+from canary_demo.world import PEOPLE, DemoWorld
 
 if TYPE_CHECKING:
     from bot.console import Console

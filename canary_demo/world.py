@@ -16,18 +16,18 @@ from slack_bolt.request import BoltRequest
 from bot.aws.alarm_queue import AlarmQueue
 from bot.aws.alarms import CloudWatchAlarms
 from bot.aws.clients import aws_client
-from bot.aws.seed import BASE_ENV, LEGO_API, PRODUCTION_ALIAS, REDIS_ENV, create_function, publish
 from bot.aws.traffic import LambdaTraffic
 from bot.clock import SimulatedClock
 from bot.config import Policy, Settings
-from bot.demo import slack_requests as req
-from bot.demo.fake_slack import FakeSlack
-from bot.demo.render import Button, TerminalSlack
-from bot.demo.simulator import IN_MEMORY_CACHE, REDIS, AlarmWiring, TrafficSimulator
-from bot.fakes.metrics import FakeMetrics
 from bot.runtime import AwsAdapters, Runtime, build_runtime, poison_reporter
 from bot.slack_client import RetryPolicy, make_web_client
 from bot.store import open_store
+from canary_demo import slack_requests as req
+from canary_demo.fake_slack import FakeSlack
+from canary_demo.fakes.metrics import FakeMetrics
+from canary_demo.render import Button, TerminalSlack
+from canary_demo.seed import BASE_ENV, LEGO_API, PRODUCTION_ALIAS, REDIS_ENV, create_function, publish
+from canary_demo.simulator import IN_MEMORY_CACHE, REDIS, AlarmWiring, TrafficSimulator
 
 REGION = "us-east-1"
 CHANNEL_ID = req.CHANNEL_ID

@@ -48,14 +48,14 @@ def demo_main(args: Sequence[str], console: Console) -> int:
         )
         return 2
     if args and args[0] == "--cli":
-        from bot.demo.cli_story import cli_story
+        from canary_demo.cli_story import cli_story
 
         return 0 if cli_story(console) else 1
     if args:
-        from bot.demo.interactive import interactive
+        from canary_demo.interactive import interactive
 
         return interactive(console)
-    from bot.demo.scenarios import bad_canary, healthy
+    from canary_demo.scenarios import bad_canary, healthy
 
     began = time.monotonic()
     results = {"healthy": healthy(console.say), "bad canary": bad_canary(console.say)}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bot.aws.seed import LEGO_API, REDIS_URL
-from bot.demo.world import DemoWorld
 from bot.model import State
+from canary_demo.seed import LEGO_API, REDIS_URL
+from canary_demo.world import DemoWorld
 
 Write = Callable[[str], None]
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.fakes.metrics import FakeMetrics
 from bot.ports import TrafficPort
+from canary_demo.fakes.metrics import FakeMetrics
 
 MINUTE = timedelta(minutes=1)
 SAMPLES_PER_MINUTE = 120  # latency samples kept per version-minute: enough for a stable p99

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 
 from bot.actors import cli_actor
 from bot.aws.clients import lambda_client
-from bot.aws.seed import LEGO_API, PRODUCTION_ALIAS, seed_lego_api
 from bot.aws.traffic import LambdaTraffic
 from bot.cli_verbs import run
 from bot.clock import SystemClock
@@ -16,6 +15,7 @@ from bot.config import load_policy
 from bot.console import Console
 from bot.service import CanaryService
 from bot.store import open_store
+from canary_demo.seed import LEGO_API, PRODUCTION_ALIAS, seed_lego_api
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient

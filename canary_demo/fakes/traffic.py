@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from bot.aws.seed import BASE_ENV, LEGO_API, PRODUCTION_ALIAS, REDIS_ENV
 from bot.aws.traffic import is_published_version, merged_env, validate_routing
 from bot.model import AliasState
 from bot.ports import (
@@ -24,6 +23,7 @@ from bot.ports import (
     PublishedVersion,
     VersionNotFound,
 )
+from canary_demo.seed import BASE_ENV, LEGO_API, PRODUCTION_ALIAS, REDIS_ENV
 
 
 @dataclass
@@ -223,7 +223,7 @@ class FakeTraffic:
 
 
 def lego_api_world(region: str = "us-east-1", *, function: str = LEGO_API) -> FakeTraffic:
-    """The seed's world (see bot.aws.seed): v1 without Redis, v2 with REDIS_URL, production → v1."""
+    """The seed's world (see canary_demo.seed): v1 without Redis, v2 with REDIS_URL, production → v1."""
     fake = FakeTraffic(region)
     fake.add_function(function, versions=["1"], env=BASE_ENV)
     fake.publish_version(function, set_env=REDIS_ENV, unset_env=[], description="")

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot.demo.fake_slack import FakeSlack, RecordedCall
+from canary_demo.fake_slack import FakeSlack, RecordedCall
 
 WIDTH = 100
 _MENTION = re.compile(r"<@([A-Z0-9]+)>")

@@ -1,1 +1,0 @@
-"""`canary-bot demo`: the product's story on a machine with no AWS or Slack account (entry: bot.demo.main)."""
