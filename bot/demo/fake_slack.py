@@ -32,7 +32,7 @@ import json
 import threading
 import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -91,6 +91,7 @@ class SlackHold:
     """One held call: `wait_held()` until it arrives, then `release()` (it takes effect) or abandon it."""
 
     method: str
+    match: Callable[[dict[str, Any]], bool] | None = field(default=None, repr=False)
     _held: threading.Event = field(default_factory=threading.Event, repr=False)
     _done: threading.Event = field(default_factory=threading.Event, repr=False)
     abandoned: bool = False
@@ -148,6 +149,8 @@ class FakeSlack:
         self._changed = threading.Condition(self._lock)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._down: tuple[_Failure, frozenset[str] | None] | None = None
+        self._holds: list[SlackHold] = []
         self._clear()
 
     # -- lifecycle ------------------------------------------------------------------------------------------
@@ -241,9 +244,10 @@ class FakeSlack:
         with self._lock:
             self._down = None
 
-    def hold_next(self, method: str) -> SlackHold:
-        """Hold the next call of `method` before it takes effect (it is recorded in calls() at once)."""
-        held = SlackHold(method)
+    def hold_next(self, method: str, match: Callable[[dict[str, Any]], bool] | None = None) -> SlackHold:
+        """Hold the next call of `method` (whose params `match`, if given) before it takes effect; it is
+        recorded in calls() at once."""
+        held = SlackHold(method, match)
         with self._lock:
             self._holds.append(held)
         return held
@@ -263,8 +267,7 @@ class FakeSlack:
     def _clear(self) -> None:
         self._calls: list[RecordedCall] = []
         self._failures: dict[str, list[_Failure]] = {}
-        self._down: tuple[_Failure, frozenset[str] | None] | None = None
-        self._holds: list[SlackHold] = getattr(self, "_holds", [])
+        self._down = None
         self._messages: dict[tuple[str, str], PostedMessage] = {}
         self._home_views: dict[str, dict[str, Any]] = {}
         self._views: dict[str, dict[str, Any]] = {}
@@ -337,7 +340,14 @@ class FakeSlack:
                 RecordedCall(method=method, params=params, headers=headers, path=path, body=body)
             )
             self._changed.notify_all()
-            held = next((h for h in self._holds if h.method == method and not h._held.is_set()), None)
+            held = next(
+                (
+                    h
+                    for h in self._holds
+                    if h.method == method and not h._held.is_set() and (h.match is None or h.match(params))
+                ),
+                None,
+            )
         if held is not None:
             held._held.set()
             held._done.wait(HOLD_LIMIT_SECONDS)
@@ -695,7 +705,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(payload)))
         # Status line, headers and body in ONE send: separate writes meet the client's delayed ACK and add
         # ~40 ms to every answer (shared/TESTING.md).
-        self._headers_buffer.append(b"\r\n" + payload)
+        self._headers_buffer.append(b"\r\n" + payload)  # type: ignore[attr-defined]
         self.flush_headers()
 
     def log_message(self, format: str, *args: Any) -> None:

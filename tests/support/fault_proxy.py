@@ -559,6 +559,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             except _ClientGone:
                 self.close_connection = True
                 return
+            except (OSError, http.client.HTTPException):
+                # moto went away (or the test stopped it): the client sees a dropped connection.
+                answer = None
             if answer is None:  # dropped
                 self.close_connection = True
                 with contextlib.suppress(OSError):
