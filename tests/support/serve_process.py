@@ -290,6 +290,24 @@ class ServeWorld:
             process.kill9()  # nothing to keep: the world is thrown away
         if self._store is not None:
             self._store.close()
+            self._store = None
+
+    def fresh(self) -> None:
+        """Throw the world away and start again: every process killed, moto reset and seeded, a new store,
+        Slack's records and every fault cleared; then a new bot."""
+        self.close()
+        self.bot = None
+        self.replicas.clear()
+        self._store = None
+        self.proxy.clear()
+        self.slack.abandon_holds()
+        self.slack.reset()
+        self._receipts.clear()
+        self.metrics.canary_error_rate = 0.0
+        seed_world(self.moto_url)
+        self.store_path = self.tmp_path / f"canary-bot-{self.starts + 1}.db"
+        self.env["CANARY_STORE_URL"] = f"sqlite:///{self.store_path}"
+        self.start()
 
     def redeliver(self) -> None:
         """Make every message the bot received and did not delete visible again (its timeout has passed)."""
@@ -571,15 +589,11 @@ def alarm_json(name: str, *, version: str, reason: str) -> dict[str, Any]:
     }
 
 
-def _cap_long_poll(body: dict[str, Any]) -> dict[str, Any]:
-    return {**body, "WaitTimeSeconds": min(int(body.get("WaitTimeSeconds", 0)), 1)}
-
-
-@contextmanager
-def serve_world(moto_url: str, tmp_path: Path, *, policy: str | None = None) -> Iterator[ServeWorld]:
-    """A fresh world (moto reset and seeded, a new store); the bot is not started yet (call start())."""
+def seed_world(moto_url: str) -> tuple[str, str]:
+    """Reset moto and seed it: the seed's function and alias, the alarm topic delivering to the alarm queue.
+    Returns (topic ARN, queue URL); the same names give the same ones after every reset."""
     reset_moto(moto_url)
-    direct = {
+    direct: dict[str, Any] = {
         "endpoint_url": moto_url,
         "region_name": REGION,
         "config": Config(retries={"total_max_attempts": 3}),
@@ -592,6 +606,17 @@ def serve_world(moto_url: str, tmp_path: Path, *, policy: str | None = None) -> 
         "QueueArn"
     ]
     sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+    return str(topic_arn), str(queue_url)
+
+
+def _cap_long_poll(body: dict[str, Any]) -> dict[str, Any]:
+    return {**body, "WaitTimeSeconds": min(int(body.get("WaitTimeSeconds", 0)), 1)}
+
+
+@contextmanager
+def serve_world(moto_url: str, tmp_path: Path, *, policy: str | None = None) -> Iterator[ServeWorld]:
+    """A fresh world (moto reset and seeded, a new store); the bot is not started yet (call start())."""
+    topic_arn, queue_url = seed_world(moto_url)
     policy_file = tmp_path / "policy.yaml"
     policy_file.write_text(policy or policy_yaml())
     store_path = tmp_path / "canary-bot.db"
