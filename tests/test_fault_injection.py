@@ -73,7 +73,7 @@ def world(moto_url: str, tmp_path: Path) -> Iterator[ServeWorld]:
 
 
 def _applied(w: ServeWorld) -> int:
-    return w.proxy.forwarded("UpdateAlias")
+    return w.bot_alias_writes()
 
 
 def _rolled_back(w: ServeWorld, deployment_id: str, timeout: float = RECOVERY_SECONDS) -> Deployment:
@@ -109,10 +109,15 @@ def test_an_alarm_rollback_cut_by_a_crash_is_completed_after_the_restart(world: 
 
 @pytest.mark.parametrize("decided_by", ["soak judge", "alarm"])
 def test_a_rollback_whose_alias_write_was_throttled_completes_once_the_throttling_stops(
-    world: ServeWorld, decided_by: str
+    moto_url: str, tmp_path: Path, decided_by: str
 ) -> None:
     """Finding: ROLLING_BACK was never ticked again, and an alarm rollback that used up its retries was only
     escalated, never retried."""
+    with _world(moto_url, tmp_path, policy_yaml(period="2s")) as world:
+        _throttled_rollback_completes(world, decided_by)
+
+
+def _throttled_rollback_completes(world: ServeWorld, decided_by: str) -> None:
     d = world.start_canary()
     throttled = world.proxy.fail("UpdateAlias", throttle())
     seen = world.proxy.seen("UpdateAlias")
@@ -223,7 +228,7 @@ def test_failing_metrics_are_said_in_the_thread_and_a_soak_without_figures_ends_
 ) -> None:
     """Finding: GetMetricData failing on every tick left the canary soaking past its end, 'soak complete'
     was posted, and nothing said the metrics were failing."""
-    with _world(moto_url, tmp_path, policy_yaml(soak="8s")) as w:
+    with _world(moto_url, tmp_path, policy_yaml(soak="8s", period="2s")) as w:
         w.proxy.fail("GetMetricData", server_error())
         d = w.start_canary()
         assert d.soak_ends_at is not None
@@ -558,6 +563,7 @@ def story_soak_steps(s: Story) -> None:
         if "prompt" not in armed:
             s.ensure_canary()
             arm_approval_prompt()
+            wait_for(lambda: w.alias() == ("1", {"2": 0.25}) or None, 20, "the next step", w)
         s.crash(lambda: armed.pop("prompt").wait_held(HELD_SECONDS * 2))
         s.check(states={State.AWAITING_APPROVAL}, alias=[("1", {"2": 0.25})], applied={0})
 
@@ -581,7 +587,7 @@ STORIES: dict[str, tuple[Callable[[Story], None], str | None, int]] = {
     "steps-and-promote": (story_steps_and_promote, None, 4),
     "manual-start-and-rollback": (story_manual_start_and_rollback, None, 6),
     "alarm-rollbacks": (story_alarm_rollbacks, None, 6),
-    "soak-steps": (story_soak_steps, policy_yaml(steps="[5%, 25%]", soak="6s"), 4),
+    "soak-steps": (story_soak_steps, policy_yaml(steps="[5%, 25%]", soak="6s", period="2s"), 4),
 }
 
 

@@ -199,3 +199,30 @@ def test_an_answer_arrives_in_one_piece(proxy: FaultProxy) -> None:
         if line.lower().startswith(b"content-length")
     )
     assert len(body) == length > 0
+
+
+def test_the_emulated_revision_id_guard_refuses_a_write_on_an_older_revision(proxy: FaultProxy) -> None:
+    proxy.emulate_revision_ids()
+    lam = _client("lambda", proxy.url)
+    seen = lam.get_alias(FunctionName=LEGO_API, Name=PRODUCTION_ALIAS)["RevisionId"]
+    routing = {"AdditionalVersionWeights": {"2": 0.05}}
+    updated = lam.update_alias(
+        FunctionName=LEGO_API,
+        Name=PRODUCTION_ALIAS,
+        FunctionVersion="1",
+        RoutingConfig=routing,
+        RevisionId=seen,
+    )
+    assert updated["RevisionId"] != seen
+    assert lam.get_alias(FunctionName=LEGO_API, Name=PRODUCTION_ALIAS)["RevisionId"] == updated["RevisionId"]
+    with pytest.raises(ClientError) as raised:
+        lam.update_alias(
+            FunctionName=LEGO_API,
+            Name=PRODUCTION_ALIAS,
+            FunctionVersion="1",
+            RoutingConfig={},
+            RevisionId=seen,
+        )
+    assert raised.value.response["Error"]["Code"] == "PreconditionFailedException"
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+    assert proxy.forwarded("UpdateAlias") == 1

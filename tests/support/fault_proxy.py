@@ -25,6 +25,9 @@ Actions (a Rule: operation, action, optional `times`, optional request predicate
   moto, its answer is lost);
 - hold(when="before"|"after"): block the answer until `release()`, or until the client disconnects
   (SIGKILL): a request held "before" is then abandoned and never reaches moto; "after" it already has.
+`emulate_revision_ids()` makes Lambda's alias RevisionId guard real: moto accepts any RevisionId and never
+changes it, so the proxy numbers each alias's revisions itself, shows its number in GetAlias/UpdateAlias
+answers, and answers 412 PreconditionFailedException (never forwarding) to an UpdateAlias carrying another.
 `serve(op, fn)` answers an operation synthetically instead of forwarding it (moto cannot compute Lambda's
 percentiles, so tests serve GetMetricData themselves). `rewrite(op, fn)` edits a JSON request before it is
 forwarded. Every request is counted per operation (`seen`), and every one that reached moto (`forwarded`).
@@ -216,6 +219,8 @@ class FaultProxy:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._revisions: dict[str, int] | None = None  # alias path -> revision number, when emulated
+        self._alias_lock = threading.Lock()
 
     # -- lifecycle
     def start(self) -> FaultProxy:
@@ -301,6 +306,11 @@ class FaultProxy:
             holds, self._holds = self._holds, []
         for held in holds:
             held.release()
+
+    def emulate_revision_ids(self) -> None:
+        """Enforce Lambda's alias RevisionId guard (moto ignores it); see the module docstring."""
+        with self._lock:
+            self._revisions = {}
 
     def serve(self, operation: str, responder: Responder | None) -> None:
         """Answer `operation` with `responder(request)` instead of forwarding it (None: forward again)."""
@@ -395,6 +405,41 @@ class FaultProxy:
                 log.exception("proxy observer failed")
 
     def _forward(self, request: ProxiedRequest, body: bytes) -> Answer:
+        if self._revisions is not None and request.operation in ("GetAlias", "UpdateAlias", "CreateAlias"):
+            with self._alias_lock:
+                return self._forward_guarded(request, body, self._revisions)
+        return self._forward_plain(request, body)
+
+    def _forward_guarded(self, request: ProxiedRequest, body: bytes, revisions: dict[str, int]) -> Answer:
+        """The alias calls under the emulated RevisionId guard (one alias call at a time)."""
+        key = urlsplit(request.path).path.rstrip("/")
+        if request.operation == "CreateAlias":
+            key = f"{key}/{request.json().get('Name', '')}"
+        current = revisions.get(key, 0)
+        if request.operation == "UpdateAlias":
+            wanted = json.loads(body or b"{}").get("RevisionId")
+            if wanted is not None and wanted != _revision_id(current):
+                return fault_answer(
+                    request,
+                    Fail(
+                        412,
+                        "PreconditionFailedException",
+                        "The RevisionId provided does not match the latest.",
+                    ),
+                )
+        answer = self._forward_plain(request, body)
+        if answer.status >= 300:
+            return answer
+        if request.operation != "GetAlias":
+            current = revisions[key] = current + 1
+        try:
+            payload = json.loads(answer.body)
+        except ValueError:
+            return answer
+        payload["RevisionId"] = _revision_id(current)
+        return Answer(answer.status, answer.headers, json.dumps(payload).encode())
+
+    def _forward_plain(self, request: ProxiedRequest, body: bytes) -> Answer:
         conn = http.client.HTTPConnection(
             self.upstream_host, self.upstream_port, timeout=UPSTREAM_TIMEOUT_SECONDS
         )
@@ -411,6 +456,10 @@ class FaultProxy:
             conn.close()
         self._notify(request, answer, delivered=False)
         return answer
+
+
+def _revision_id(number: int) -> str:
+    return f"00000000-0000-4000-8000-{number:012d}"
 
 
 # ---------------------------------------------------------------- identifying operations
