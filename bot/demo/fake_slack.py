@@ -91,7 +91,7 @@ class SlackHold:
     """One held call: `wait_held()` until it arrives, then `release()` (it takes effect) or abandon it."""
 
     method: str
-    match: Callable[[dict[str, Any]], bool] | None = field(default=None, repr=False)
+    match: Callable[[RecordedCall], bool] | None = field(default=None, repr=False)
     _held: threading.Event = field(default_factory=threading.Event, repr=False)
     _done: threading.Event = field(default_factory=threading.Event, repr=False)
     abandoned: bool = False
@@ -244,9 +244,9 @@ class FakeSlack:
         with self._lock:
             self._down = None
 
-    def hold_next(self, method: str, match: Callable[[dict[str, Any]], bool] | None = None) -> SlackHold:
-        """Hold the next call of `method` (whose params `match`, if given) before it takes effect; it is
-        recorded in calls() at once."""
+    def hold_next(self, method: str, match: Callable[[RecordedCall], bool] | None = None) -> SlackHold:
+        """Hold the next call of `method` (that `match`es, if given) before it takes effect; it is recorded
+        in calls() at once."""
         held = SlackHold(method, match)
         with self._lock:
             self._holds.append(held)
@@ -335,16 +335,15 @@ class FakeSlack:
         else:
             return 404, {"content-type": "text/plain"}, b"Not Found"
 
+        call = RecordedCall(method=method, params=params, headers=headers, path=path, body=body)
         with self._changed:
-            self._calls.append(
-                RecordedCall(method=method, params=params, headers=headers, path=path, body=body)
-            )
+            self._calls.append(call)
             self._changed.notify_all()
             held = next(
                 (
                     h
                     for h in self._holds
-                    if h.method == method and not h._held.is_set() and (h.match is None or h.match(params))
+                    if h.method == method and not h._held.is_set() and (h.match is None or h.match(call))
                 ),
                 None,
             )

@@ -257,6 +257,7 @@ class ServeWorld:
     healthy_at: float = 0.0
     _store: SqliteStore | None = None
     _requests: int = 0
+    acks: list[str] = field(default_factory=list)  # "what -> status body" of every request sent to the bot
     _receipts: list[str] = field(default_factory=list)
 
     # -- life cycle
@@ -427,12 +428,13 @@ class ServeWorld:
                 response_url=self.slack.response_url(key),
             )
         )
+        self.acks.append(f"/canary {text} [{key}] -> {status} {body[:200]}")
         assert status == 200, f"/canary {text} was answered {status}: {body}"
         return key
 
-    def click(self, action_id: str, value: str, user: str = APPROVER) -> str:
+    def click(self, action_id: str, value: str, user: str = APPROVER, key: str | None = None) -> str:
         """A button press (a real block_actions payload); returns the key of its response_url."""
-        key = self._key("click")
+        key = key or self._key("click")
         status, body = self._post(
             req.block_actions(
                 action_id,
@@ -443,6 +445,7 @@ class ServeWorld:
                 response_url=self.slack.response_url(key),
             )
         )
+        self.acks.append(f"click {action_id} by {user} [{key}] -> {status} {body[:200]}")
         assert status == 200, f"click {action_id} was answered {status}: {body}"
         return key
 
@@ -568,6 +571,8 @@ class ServeWorld:
         )
         for m in self.slack.messages()[-8:]:
             lines.append(f"slack {m.ts} thread={m.thread_ts}: {(m.text or '')[:120]}")
+        lines.append("slack calls (last 12): " + ", ".join(c.path for c in self.slack.calls()[-12:]))
+        lines += [f"sent {ack}" for ack in self.acks[-4:]]
         if self.bot is not None:
             lines.append("bot log tail:\n" + self.bot.log_tail(25))
         return "\n".join(lines)
