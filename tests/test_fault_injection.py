@@ -48,9 +48,10 @@ from tests.support.serve_process import (
 pytestmark = pytest.mark.faults
 
 HELD_SECONDS = 20.0  # how long a test waits for the bot to reach a held call
-CANARY_5 = ("1", {"2": 0.05})
-STABLE = ("1", {})
-PROMOTED = ("2", {})
+Routing = tuple[str, dict[str, float]]
+CANARY_5: Routing = ("1", {"2": 0.05})
+STABLE: Routing = ("1", {})
+PROMOTED: Routing = ("2", {})
 
 
 @pytest.fixture(scope="module")

@@ -46,7 +46,7 @@ def proxy(moto_url: str) -> Iterator[FaultProxy]:
 
 def _client(service: str, url: str, attempts: int = 2) -> Any:
     config = Config(retries={"mode": "standard", "total_max_attempts": attempts}, read_timeout=10)
-    return boto3.client(service, endpoint_url=url, region_name=REGION, config=config)
+    return boto3.client(service, endpoint_url=url, region_name=REGION, config=config)  # type: ignore[call-overload]
 
 
 def _update_alias(client: Any, weight: float = 0.05) -> None:
@@ -140,7 +140,12 @@ def test_delay_delays_and_a_rule_with_times_expires(proxy: FaultProxy) -> None:
 def test_a_held_call_reaches_moto_only_when_released(proxy: FaultProxy, moto_url: str) -> None:
     held = proxy.hold("UpdateAlias")
     done = threading.Event()
-    thread = threading.Thread(target=lambda: (_update_alias(_client("lambda", proxy.url)), done.set()))
+
+    def call() -> None:
+        _update_alias(_client("lambda", proxy.url))
+        done.set()
+
+    thread = threading.Thread(target=call)
     thread.start()
     try:
         held.wait_held(timeout=5)

@@ -330,7 +330,7 @@ class ServeWorld:
     # -- AWS, straight to moto (never through the proxy)
     def aws(self, service: str) -> Any:
         config = Config(retries={"mode": "standard", "total_max_attempts": 3}, read_timeout=15)
-        return boto3.client(service, endpoint_url=self.moto_url, region_name=REGION, config=config)
+        return boto3.client(service, endpoint_url=self.moto_url, region_name=REGION, config=config)  # type: ignore[call-overload]
 
     def alias(self) -> tuple[str, dict[str, float]]:
         got = self.aws("lambda").get_alias(FunctionName=FN, Name=ALIAS)
@@ -561,7 +561,7 @@ class ServeWorld:
                     f"next={i.next_attempt_at} error={i.last_error}"
                 )
         with contextlib.suppress(Exception):
-            lines.append(f"outbox pending: {self.store.outbox_pending()}")  # type: ignore[attr-defined]
+            lines.append(f"outbox pending: {self.store.outbox_pending()}")
         lines.append(
             f"proxy (test's own writes: {self.outside_writes}): "
             + ", ".join(
