@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import signal
 import socket
 import subprocess
 import sys
@@ -13,6 +16,13 @@ from pathlib import Path
 
 BIN = Path(sys.executable).parent
 STARTUP_SECONDS = 30.0
+
+
+def die_with_parent() -> None:
+    """preexec_fn for child processes: SIGKILL them when the test process dies (Linux), so a test run that
+    is itself killed leaves no bot or moto behind on a shared machine."""
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def free_port() -> int:
@@ -30,6 +40,7 @@ def running_moto() -> Iterator[str]:
         [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
     )
     try:
         deadline = time.monotonic() + STARTUP_SECONDS

@@ -51,7 +51,7 @@ from bot.demo.fake_slack import FakeSlack
 from bot.model import AuditRecord, Deployment, State
 from bot.store import SqliteStore, open_store
 from tests.support.fault_proxy import Answer, FaultProxy, ProxiedRequest, iter_receipts, json_answer
-from tests.support.moto_server import BIN, free_port, reset_moto
+from tests.support.moto_server import BIN, die_with_parent, free_port, reset_moto
 
 REGION = "us-east-1"
 FN = LEGO_API
@@ -189,7 +189,7 @@ class BotProcess:
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
+                preexec_fn=die_with_parent,
             )
         deadline = time.monotonic() + STARTUP_SECONDS
         while True:
