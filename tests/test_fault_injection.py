@@ -299,6 +299,29 @@ def test_a_message_that_fails_past_the_clients_retries_is_delivered_once_slack_i
     _no_duplicates(world)
 
 
+def test_a_rollback_button_drawn_before_a_late_parent_message_still_rolls_back(world: ServeWorld) -> None:
+    """Found by the kill-point stories: the parent message lost to a crash is posted after the restart (the
+    outbox), and saving its ts bumped the deployment's revision, so a Roll back button drawn in between was
+    refused as 'out of date' though nothing about the canary had changed."""
+    buttons = world.preview()
+    parent = world.slack.hold_next("chat.postMessage", lambda call: not call.params.get("thread_ts"))
+    world.click(views.ACTION_START_CONFIRM, buttons[views.ACTION_START_CONFIRM], user=STARTER)
+    parent.wait_held(HELD_SECONDS)
+    world.kill9()
+    world.slack.fail_all(500, methods=["chat.postMessage"])  # Slack is slow to come back for posts
+    world.restart()
+    d = world.wait_state(State.CANARY, timeout=RECOVERY_SECONDS)
+    rollback = world.prompt(f'rollback {FN} --reason "error rate 2.5%"', user=APPROVER)
+    world.slack.recover()  # the parent message goes out now, and its ts is saved
+    wait_for(
+        lambda: world.deployment(d.id).thread_ts, RECOVERY_SECONDS + 10, "the parent message posted", world
+    )
+    key = world.click(views.ACTION_ROLLBACK, rollback[views.ACTION_ROLLBACK], user=APPROVER)
+    answer = world.response(key)
+    assert "out of date" not in json.dumps(answer), answer
+    _rolled_back(world, d.id)
+
+
 # ================================================================ kill points in scripted stories
 @dataclass
 class Story:
@@ -322,7 +345,7 @@ class Story:
             body()
         except AssertionError as exc:
             lines = str(exc).splitlines()
-            self.failures.append(f"[{point}] " + "\n    ".join(lines[:8]))
+            self.failures.append(f"[{point}] " + "\n    ".join(lines[:60]))
             self.seen_ids.clear()
             self.armed.clear()
             self.w.fresh()
@@ -361,10 +384,13 @@ class Story:
         proxy_hold = self.w.proxy.hold(hold[0], when=hold[1]) if hold else None
         slack_held = self.w.slack.hold_next(slack_hold[0], slack_hold[1]) if slack_hold else None
         trigger()
-        if proxy_hold is not None:
-            proxy_hold.wait_held(HELD_SECONDS)
-        if slack_held is not None:
-            slack_held.wait_held(HELD_SECONDS)
+        try:
+            if proxy_hold is not None:
+                proxy_hold.wait_held(HELD_SECONDS)
+            if slack_held is not None:
+                slack_held.wait_held(HELD_SECONDS)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.w.describe()}") from None
         self.w.kill9()
         self.w.proxy.clear()
         if then is not None:

@@ -266,6 +266,7 @@ class FakeSlack:
 
     def _clear(self) -> None:
         self._calls: list[RecordedCall] = []
+        self._delivered: list[RecordedCall] = []
         self._failures: dict[str, list[_Failure]] = {}
         self._down = None
         self._messages: dict[tuple[str, str], PostedMessage] = {}
@@ -280,6 +281,11 @@ class FakeSlack:
     def calls(self, method: str | None = None) -> list[RecordedCall]:
         with self._lock:
             return [c for c in self._calls if method is None or c.method == method]
+
+    def delivered_responses(self) -> list[RecordedCall]:
+        """response_url posts that were answered 200 (not failed, not abandoned): what the person saw."""
+        with self._lock:
+            return list(self._delivered)
 
     def wait_for(self, method: str, count: int = 1, timeout: float = 2.0) -> list[RecordedCall]:
         """Block until `count` calls of `method` were recorded (listeners run on worker threads)."""
@@ -362,6 +368,7 @@ class FakeSlack:
             if failure is not None:
                 return _failure_response(failure)
             if method == "response_url":
+                self._delivered.append(call)
                 return 200, {"content-type": "text/plain"}, b"ok"
             if method == "file_upload":
                 return self._receive_upload(params["file_id"], body)

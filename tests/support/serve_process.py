@@ -98,7 +98,7 @@ def policy_yaml(
     lines = ["defaults:"]
     lines += [f"  {k}: {v}" for k, v in settings.items()]
     lines += [
-        "  thresholds: {error_rate: 0.01, p95_ms: 100, p99_ms: 300, cache_hit_rate: null, cache_miss_p95_ms: null}",
+        "  thresholds: {error_rate: 1%, p95_ms: 100, p99_ms: 300, cache_hit_rate: null, cache_miss_p95_ms: null}",
         "functions:",
         f"  {FN}:",
         f"    alias: {ALIAS}",
@@ -497,17 +497,28 @@ class ServeWorld:
         found = getattr(self.store, "open_intents", None)
         return list(found()) if found is not None else []
 
+    def outbox_pending(self) -> int:
+        """Slack messages decided and not delivered yet (on a store with an outbox)."""
+        found = getattr(self.store, "outbox_pending", None)
+        return int(found()) if found is not None else 0
+
     def consistency(self) -> str | None:
-        """None when no traffic change is open and the alias is what the store says the latest deployment
+        """None once the world has settled: no traffic change open, no Slack message waiting in the outbox, a
+        live canary's thread posted (its ts saved), and the alias is what the store says the latest deployment
         routes; else what is not settled yet."""
         d = self.latest()
         alias = self.alias()
         pending = self.open_intents()
         if pending:
             return "open intents: " + ", ".join(f"{i.kind}/{i.status} x{i.attempts}" for i in pending)
+        unsent = self.outbox_pending()
+        if unsent:
+            return f"{unsent} Slack message(s) still in the outbox"
         if d is None:
             return None if not alias[1] else f"no deployment, but the alias routes {alias}"
         version, weights = canary.expected_routing(d)
+        if d.is_live and d.state is not State.PLANNED and d.thread_ts is None:
+            return f"{d.id} is {d.state.value} without its thread in Slack yet"
         if d.state is State.ROLLING_BACK:
             return f"{d.id} still rolling back; alias {alias}"
         if alias[0] != version or not _same(alias[1], weights):
@@ -520,13 +531,14 @@ class ServeWorld:
         return self.latest()
 
     def duplicated_messages(self) -> list[str]:
-        """Messages posted twice (same channel, thread, text and blocks), and response_url answers repeated."""
+        """Messages posted twice (same channel, thread, text and blocks), and response_url answers delivered
+        twice (failed or abandoned attempts do not count: Slack never showed them)."""
         seen: Counter[str] = Counter()
         for m in self.slack.messages():
             if ALARMS_NOT_CREATED in (m.text or ""):
                 continue  # a consequence of a 2 s test period, told again by each attempt to create them
             seen[json.dumps([m.channel, m.thread_ts, m.text, m.blocks], sort_keys=True)] += 1
-        for call in self.slack.calls("response_url"):
+        for call in self.slack.delivered_responses():
             seen[json.dumps([call.path, call.params], sort_keys=True)] += 1
         return [key[:200] for key, n in seen.items() if n > 1]
 
@@ -561,7 +573,7 @@ class ServeWorld:
                     f"next={i.next_attempt_at} error={i.last_error}"
                 )
         with contextlib.suppress(Exception):
-            lines.append(f"outbox pending: {self.store.outbox_pending()}")
+            lines.append(f"outbox pending: {self.outbox_pending()}")
         lines.append(
             f"proxy (test's own writes: {self.outside_writes}): "
             + ", ".join(
