@@ -8,14 +8,16 @@
         held.wait_held(10)
         w.kill9()                                   # ...and the bot dies with it in flight
         w.restart()                                 # same store, same moto, same fake Slack
-        w.wait_consistent()                         # alias (read from moto) == what the store routes
+        w.wait_consistent()                         # settled: alias (read from moto) == what the store
+                                                    # routes, no intent open, outbox drained, thread posted
 
 The world: a moto server (shared by the module, reset per world) seeded with the seed's function
 (`production-lego-api`, versions 1 and 2, alias `production` → 1), an SNS topic delivering to an SQS queue
 (CANARY_ALARM_TOPIC_ARN / CANARY_ALARM_QUEUE_URL), the FaultProxy in front of moto (AWS_ENDPOINT_URL), a
 FakeSlack in this process (SLACK_API_URL; response_url answers land there too), a SQLite store file, and a
 policy file with short periods. GetMetricData is answered by `MetricsFeed` (moto cannot compute the
-percentiles Lambda publishes): healthy figures unless a test says otherwise.
+percentiles Lambda publishes): healthy figures unless a test says otherwise. The proxy also enforces Lambda's
+alias RevisionId guard, which moto ignores (FaultProxy.emulate_revision_ids).
 
 SQS and crashes: the proxy caps ReceiveMessage long polls at 1 s, so a killed bot's orphaned poll ends
 quickly; `restart()` then makes the messages the dead process had received visible again, standing in for
@@ -731,10 +733,6 @@ def serve_world(moto_url: str, tmp_path: Path, *, policy: str | None = None) -> 
             proxy.clear()
 
 
-def seconds_since(moment: float) -> float:
-    return time.monotonic() - moment
-
-
 __all__ = [
     "ALIAS",
     "APPROVER",
@@ -743,6 +741,7 @@ __all__ = [
     "FN",
     "RECOVERY_SECONDS",
     "STARTER",
+    "TICK_EVERY",
     "MetricsFeed",
     "ServeWorld",
     "policy_yaml",
