@@ -332,7 +332,7 @@ class ServeWorld:
     # -- AWS, straight to moto (never through the proxy)
     def aws(self, service: str) -> Any:
         config = Config(retries={"mode": "standard", "total_max_attempts": 3}, read_timeout=15)
-        return boto3.client(service, endpoint_url=self.moto_url, region_name=REGION, config=config)  # type: ignore[call-overload]
+        return _client(service, endpoint_url=self.moto_url, config=config)
 
     def alias(self) -> tuple[str, dict[str, float]]:
         got = self.aws("lambda").get_alias(FunctionName=FN, Name=ALIAS)
@@ -342,7 +342,7 @@ class ServeWorld:
         """Someone else's UpdateAlias (through the proxy, so the alias's RevisionId moves as in Lambda)."""
         self.outside_writes += 1
         config = Config(retries={"mode": "standard", "total_max_attempts": 3}, read_timeout=15)
-        client = boto3.client("lambda", endpoint_url=self.proxy.url, region_name=REGION, config=config)
+        client = _client("lambda", endpoint_url=self.proxy.url, config=config)
         client.update_alias(
             FunctionName=FN,
             Name=ALIAS,
@@ -504,13 +504,13 @@ class ServeWorld:
         found = getattr(self.store, "outbox_pending", None)
         return int(found()) if found is not None else 0
 
-    def consistency(self) -> str | None:
+    def consistency(self, *, intents: bool = True) -> str | None:
         """None once the world has settled: no traffic change open, no Slack message waiting in the outbox, a
         live canary's thread posted (its ts saved), and the alias is what the store says the latest deployment
         routes; else what is not settled yet."""
         d = self.latest()
         alias = self.alias()
-        pending = self.open_intents()
+        pending = self.open_intents() if intents else []
         if pending:
             return "open intents: " + ", ".join(f"{i.kind}/{i.status} x{i.attempts}" for i in pending)
         unsent = self.outbox_pending()
@@ -527,9 +527,12 @@ class ServeWorld:
             return f"{d.id} is {d.state.value} (routes {version} {weights}) but the alias routes {alias}"
         return None
 
-    def wait_consistent(self, timeout: float = RECOVERY_SECONDS) -> Deployment | None:
-        """Wait until alias == what the store routes; fail with the whole picture if it does not happen."""
-        wait_for(lambda: self.consistency() is None or None, timeout, "alias == store", self)
+    def wait_consistent(
+        self, timeout: float = RECOVERY_SECONDS, *, intents: bool = True
+    ) -> Deployment | None:
+        """Wait until the world has settled (see consistency; intents=False: a traffic change may still be
+        open); fail with the whole picture if it does not happen in time."""
+        wait_for(lambda: self.consistency(intents=intents) is None or None, timeout, "alias == store", self)
         return self.latest()
 
     def duplicated_messages(self) -> list[str]:
@@ -642,17 +645,21 @@ def alarm_json(name: str, *, version: str, reason: str) -> dict[str, Any]:
     }
 
 
+def _client(service: str, *, endpoint_url: str, config: Config) -> Any:
+    """A client from its own session: boto3's default session is not thread-safe, and worlds may run in
+    threads side by side."""
+    return boto3.session.Session().client(  # type: ignore[call-overload]
+        service, endpoint_url=endpoint_url, region_name=REGION, config=config
+    )
+
+
 def seed_world(moto_url: str) -> tuple[str, str]:
     """Reset moto and seed it: the seed's function and alias, the alarm topic delivering to the alarm queue.
     Returns (topic ARN, queue URL); the same names give the same ones after every reset."""
     reset_moto(moto_url)
-    direct: dict[str, Any] = {
-        "endpoint_url": moto_url,
-        "region_name": REGION,
-        "config": Config(retries={"total_max_attempts": 3}),
-    }
-    seed_lego_api(boto3.client("lambda", **direct), boto3.client("iam", **direct))
-    sns, sqs = boto3.client("sns", **direct), boto3.client("sqs", **direct)
+    direct: dict[str, Any] = {"endpoint_url": moto_url, "config": Config(retries={"total_max_attempts": 3})}
+    seed_lego_api(_client("lambda", **direct), _client("iam", **direct))
+    sns, sqs = _client("sns", **direct), _client("sqs", **direct)
     topic_arn = sns.create_topic(Name="canary-bot-alarms")["TopicArn"]
     queue_url = sqs.create_queue(QueueName="canary-bot-alarms")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
