@@ -411,7 +411,8 @@ class Story:
         `next_change_held`: the next point's hold, armed ahead; once the bot is inside it, its traffic change
         is open (and stays open) by the test's doing, so the world counts as settled without it."""
         w = self.w
-        d = w.wait_consistent(intents=next_change_held is None or not next_change_held.is_held)
+        held = next_change_held
+        d = w.wait_consistent(open_change_ok=None if held is None else lambda: held.is_held)
         assert d is not None, f"no deployment\n{w.describe()}"
         ids = {x.id for x in w.deployments()}
         assert self.seen_ids <= ids, f"deployments lost: {self.seen_ids - ids}\n{w.describe()}"
@@ -588,7 +589,6 @@ def story_soak_steps(s: Story) -> None:
         # On a slow machine the soak may end during the restart: the next step is then held already.
         held = armed["next"]
         assert isinstance(held, Hold)
-        wait_for(lambda: held.is_held or w.consistency() is None or None, RECOVERY_SECONDS, "settled", w)
         d = s.check(states={State.CANARY}, alias=[CANARY_5], applied={0}, next_change_held=held)
         assert d.step_index == 0, d
 

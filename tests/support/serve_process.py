@@ -528,11 +528,16 @@ class ServeWorld:
         return None
 
     def wait_consistent(
-        self, timeout: float = RECOVERY_SECONDS, *, intents: bool = True
+        self, timeout: float = RECOVERY_SECONDS, *, open_change_ok: Callable[[], bool] | None = None
     ) -> Deployment | None:
-        """Wait until the world has settled (see consistency; intents=False: a traffic change may still be
-        open); fail with the whole picture if it does not happen in time."""
-        wait_for(lambda: self.consistency(intents=intents) is None or None, timeout, "alias == store", self)
+        """Wait until the world has settled (see consistency; while `open_change_ok()` says so, a traffic
+        change may still be open); fail with the whole picture if it does not happen in time."""
+
+        def settled() -> bool | None:
+            intents = open_change_ok is None or not open_change_ok()
+            return self.consistency(intents=intents) is None or None
+
+        wait_for(settled, timeout, "alias == store", self)
         return self.latest()
 
     def duplicated_messages(self) -> list[str]:
