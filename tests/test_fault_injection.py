@@ -200,7 +200,9 @@ def test_two_alarms_for_one_canary_on_two_replicas_give_one_alias_write_and_no_f
     posted = json.dumps([m.text for m in world.slack.messages()] + [m.blocks for m in world.slack.messages()])
     assert "FAILED" not in posted, world.describe()
     rolled_back = [m for m in world.slack.messages() if "Rolled back" in (m.text or "")]
-    assert len(rolled_back) == 1, f"one rollback, one story: {[m.text for m in rolled_back]}"
+    assert len(rolled_back) == 1, (
+        f"one rollback, one story: {[m.text for m in rolled_back]}\n{world.describe()}"
+    )
     _no_duplicates(world)
 
 
