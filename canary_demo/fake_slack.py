@@ -19,7 +19,10 @@ files, metadata) are decoded, so `params["blocks"]` is a list whichever way slac
 are lower-cased.
 
 Failure injection: `fail_next("chat.postMessage", status=429, retry_after=1)` (or 500, or status=200 with
-error="channel_not_found" for a Slack-level error), `times=N` for N failures in a row.
+error="channel_not_found" for a Slack-level error), `times=N` for N failures in a row. `fail_all(500)` makes
+every call (of the methods given, or all of them, response_url posts and auth.test included) fail until
+`recover()`: Slack down. `hold_next("chat.postMessage")` blocks the next such call before it takes effect,
+until `release()` (it then takes effect) or `abandon_holds()` (it never does: the caller was killed).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import json
 import threading
 import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -84,6 +87,36 @@ class _Failure:
 
 
 @dataclass
+class SlackHold:
+    """One held call: `wait_held()` until it arrives, then `release()` (it takes effect) or abandon it."""
+
+    method: str
+    match: Callable[[RecordedCall], bool] | None = field(default=None, repr=False)
+    _held: threading.Event = field(default_factory=threading.Event, repr=False)
+    _done: threading.Event = field(default_factory=threading.Event, repr=False)
+    abandoned: bool = False
+
+    def wait_held(self, timeout: float) -> None:
+        if not self._held.wait(timeout):
+            raise AssertionError(f"no {self.method} call was held within {timeout}s")
+
+    @property
+    def is_held(self) -> bool:
+        return self._held.is_set() and not self._done.is_set()
+
+    def release(self) -> None:
+        self._done.set()
+
+    def abandon(self) -> None:
+        self.abandoned = True
+        self._done.set()
+
+
+# A held call nobody releases gives up after this, so no server thread is stuck for ever.
+HOLD_LIMIT_SECONDS = 120.0
+
+
+@dataclass
 class _PendingUpload:
     file_id: str
     filename: str
@@ -116,6 +149,8 @@ class FakeSlack:
         self._changed = threading.Condition(self._lock)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._down: tuple[_Failure, frozenset[str] | None] | None = None
+        self._holds: list[SlackHold] = []
         self._clear()
 
     # -- lifecycle ------------------------------------------------------------------------------------------
@@ -137,6 +172,7 @@ class FakeSlack:
     def stop(self) -> None:
         if self._server is None:
             return
+        self.abandon_holds()
         self._server.shutdown()
         self._server.server_close()
         if self._thread is not None:
@@ -190,6 +226,39 @@ class FakeSlack:
         with self._lock:
             self._failures.setdefault(method, []).extend([failure] * times)
 
+    def fail_all(
+        self, status: int = 500, *, methods: Sequence[str] | None = None, retry_after: float | None = 1
+    ) -> None:
+        """Every call of `methods` (None: every method, response_url posts and uploads too) answers `status`
+        until recover()."""
+        failure = _Failure(
+            status=status,
+            retry_after=retry_after if status == 429 else None,
+            error={429: "ratelimited", 200: "fatal_error"}.get(status, "internal_error"),
+        )
+        with self._lock:
+            self._down = (failure, None if methods is None else frozenset(methods))
+
+    def recover(self) -> None:
+        """Slack is back: fail_all() ends (fail_next() failures still queued stay)."""
+        with self._lock:
+            self._down = None
+
+    def hold_next(self, method: str, match: Callable[[RecordedCall], bool] | None = None) -> SlackHold:
+        """Hold the next call of `method` (that `match`es, if given) before it takes effect; it is recorded
+        in calls() at once."""
+        held = SlackHold(method, match)
+        with self._lock:
+            self._holds.append(held)
+        return held
+
+    def abandon_holds(self) -> None:
+        """Give up every held call without effect (its caller is gone): nothing is posted for it."""
+        with self._lock:
+            holds, self._holds = self._holds, []
+        for held in holds:
+            held.abandon()
+
     def reset(self) -> None:
         """Forget calls, messages, views, uploads and pending failures (the configuration stays)."""
         with self._lock:
@@ -197,7 +266,9 @@ class FakeSlack:
 
     def _clear(self) -> None:
         self._calls: list[RecordedCall] = []
+        self._delivered: list[RecordedCall] = []
         self._failures: dict[str, list[_Failure]] = {}
+        self._down = None
         self._messages: dict[tuple[str, str], PostedMessage] = {}
         self._home_views: dict[str, dict[str, Any]] = {}
         self._views: dict[str, dict[str, Any]] = {}
@@ -210,6 +281,11 @@ class FakeSlack:
     def calls(self, method: str | None = None) -> list[RecordedCall]:
         with self._lock:
             return [c for c in self._calls if method is None or c.method == method]
+
+    def delivered_responses(self) -> list[RecordedCall]:
+        """response_url posts that were answered 200 (not failed, not abandoned): what the person saw."""
+        with self._lock:
+            return list(self._delivered)
 
     def wait_for(self, method: str, count: int = 1, timeout: float = 2.0) -> list[RecordedCall]:
         """Block until `count` calls of `method` were recorded (listeners run on worker threads)."""
@@ -265,15 +341,34 @@ class FakeSlack:
         else:
             return 404, {"content-type": "text/plain"}, b"Not Found"
 
+        call = RecordedCall(method=method, params=params, headers=headers, path=path, body=body)
         with self._changed:
-            self._calls.append(
-                RecordedCall(method=method, params=params, headers=headers, path=path, body=body)
-            )
+            self._calls.append(call)
             self._changed.notify_all()
+            held = next(
+                (
+                    h
+                    for h in self._holds
+                    if h.method == method and not h._held.is_set() and (h.match is None or h.match(call))
+                ),
+                None,
+            )
+        if held is not None:
+            held._held.set()
+            held._done.wait(HOLD_LIMIT_SECONDS)
+            with self._lock:
+                if held in self._holds:
+                    self._holds.remove(held)
+            if held.abandoned or not held._done.is_set():
+                return _failure_response(_Failure(status=500, retry_after=None, error="abandoned"))
+        with self._changed:
+            if self._down is not None and (self._down[1] is None or method in self._down[1]):
+                return _failure_response(self._down[0])
             failure = self._pop_failure(method)
             if failure is not None:
                 return _failure_response(failure)
             if method == "response_url":
+                self._delivered.append(call)
                 return 200, {"content-type": "text/plain"}, b"ok"
             if method == "file_upload":
                 return self._receive_upload(params["file_id"], body)
@@ -614,8 +709,10 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in response_headers.items():
             self.send_header(name, value)
         self.send_header("content-length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        # Status line, headers and body in ONE send: separate writes meet the client's delayed ACK and add
+        # ~40 ms to every answer (shared/TESTING.md).
+        self._headers_buffer.append(b"\r\n" + payload)  # type: ignore[attr-defined]
+        self.flush_headers()
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: pytest shows the recorded calls when it matters."""

@@ -66,3 +66,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 @pytest.fixture
 def full_suite(request: pytest.FixtureRequest) -> bool:
     return request.config.stash.get(FULL_SUITE, False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "faults: crash and outage tests of the real `serve` process (run by default in make test)"
+    )
