@@ -29,8 +29,8 @@ from typing import Literal
 import pytest
 
 from bot import views
-from bot.demo.fake_slack import RecordedCall, SlackHold
 from bot.model import Deployment, State
+from canary_demo.fake_slack import RecordedCall, SlackHold
 from tests.support.fault_proxy import Answer, Hold, ProxiedRequest, iter_receipts, server_error, throttle
 from tests.support.moto_server import running_moto
 from tests.support.serve_process import (

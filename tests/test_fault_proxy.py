@@ -19,7 +19,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 
-from bot.aws.seed import LEGO_API, PRODUCTION_ALIAS, seed_lego_api
+from canary_demo.seed import LEGO_API, PRODUCTION_ALIAS, seed_lego_api
 from tests.support.fault_proxy import FaultProxy, delay, drop, identify, server_error, throttle
 from tests.support.moto_server import reset_moto, running_moto
 

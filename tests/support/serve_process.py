@@ -47,11 +47,11 @@ import boto3
 from botocore.config import Config
 
 from bot import canary
-from bot.aws.seed import LEGO_API, PRODUCTION_ALIAS, seed_lego_api
-from bot.demo import slack_requests as req
-from bot.demo.fake_slack import FakeSlack
 from bot.model import AuditRecord, Deployment, State
 from bot.store import SqliteStore, open_store
+from canary_demo import slack_requests as req
+from canary_demo.fake_slack import FakeSlack
+from canary_demo.seed import LEGO_API, PRODUCTION_ALIAS, seed_lego_api
 from tests.support.fault_proxy import Answer, FaultProxy, ProxiedRequest, iter_receipts, json_answer
 from tests.support.moto_server import BIN, die_with_parent, free_port, reset_moto
 
