@@ -34,7 +34,8 @@ class AlarmOutcome(BaseModel):
     message_id: str
     alarm_name: str | None = None
     state: str | None = None
-    action: str  # "rolled_back", "rollback_pending", "rollback_stopped", "alerted", "noted", "ignored"
+    # "rolled_back", "rollback_pending", "rollback_stopped", "rollback_joined", "alerted", "noted", "ignored"
+    action: str
     deployment_id: str | None = None
     seconds_to_revert: float | None = None
     error: str | None = None
@@ -107,14 +108,23 @@ class AlarmResponder:
                 seconds_to_revert=(reverted_at - received_at).total_seconds(),
                 **outcome,
             )
-        error = (result.error if result is not None else None) or "another worker is applying it"
-        stopped = result is not None and result.status == "drift"
+        if result is None or result.status in ("busy", "closed"):
+            # Another worker (a replica, the reconciler) holds this rollback and tells its story: this alarm is
+            # a quiet note in the thread, never a second story.
+            current = self.service.store.get(deployment.id) or deployment
+            self._publish(AlarmAlert(deployment=current, follow_up=True, key=once, **base))
+            return AlarmOutcome(action="rollback_joined", deployment_id=deployment.id, **outcome)
+        error = result.error or "not applied yet"
+        stopped = result.status == "drift"
         if stopped:
             note = f"{alarm.NewStateReason} — automatic rollback stopped: {error}"
         else:
             note = f"{alarm.NewStateReason} — automatic rollback under way ({error}); canary-bot keeps trying"
         log.warning("alarm rollback of %s not finished: %s", deployment.id, error)
-        self._publish(AlarmAlert(deployment=deployment, key=story, **{**base, "reason": note}))
+        # Its own key: the story of the finished rollback is told by the reconciler's announcement.
+        self._publish(
+            AlarmAlert(deployment=deployment, key=f"{story}:{result.status}", **{**base, "reason": note})
+        )
         action = "rollback_stopped" if stopped else "rollback_pending"
         return AlarmOutcome(action=action, deployment_id=deployment.id, error=error, **outcome)
 

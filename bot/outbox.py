@@ -53,6 +53,8 @@ PERMANENT_ERRORS = frozenset(
     }
 )
 RETRY_CAP = timedelta(minutes=5)
+# Every post carries its outbox key in Slack message metadata, so a post cut short by a crash can be found.
+METADATA_EVENT = "canary_bot_outbox"
 RESPONSE_URL_LIFETIME = timedelta(minutes=30)
 
 
@@ -199,6 +201,8 @@ class OutboxDrainer:
                 self._retry(message, "waiting for the message it refers to", soon=True)
                 return "waiting"
             resolved = parent.result_ts if parent is not None and parent.status == "sent" else None
+            if resolved is not None and parent is not None and parent.result_channel:
+                params["channel"] = parent.result_channel  # the ID Slack answered with, not a #name
             if message.method == "update":
                 if resolved is None:
                     self._give_up(message, "the message to edit was never posted")
@@ -206,6 +210,14 @@ class OutboxDrainer:
                 params["ts"] = resolved
             elif resolved is not None:
                 params["thread_ts"] = resolved
+        if message.method == "post":
+            params["metadata"] = {"event_type": METADATA_EVENT, "event_payload": {"key": message.key}}
+            if message.in_flight:
+                found = self._already_posted(message, params)
+                if found is not None:
+                    self._sent(message, *found)
+                    return "sent"
+            message = self._store.save_outbox(message.model_copy(update={"in_flight": True}))
         if message.method == "respond" and self._clock.now() - message.created_at > RESPONSE_URL_LIFETIME:
             self._give_up(message, "the response_url expired (Slack keeps them 30 minutes)")
             return "dead"
@@ -228,13 +240,17 @@ class OutboxDrainer:
         except (SlackClientError, OSError) as exc:
             self._retry(message, str(exc) or type(exc).__name__)
             return "waiting"
-        now = self._clock.now()
+        self._sent(message, channel, ts)
+        return "sent"
+
+    def _sent(self, message: OutboxMessage, channel: str | None, ts: str | None) -> None:
         self._store.save_outbox(
             message.model_copy(
                 update={
                     "status": "sent",
+                    "in_flight": False,
                     "attempts": message.attempts + 1,
-                    "sent_at": now,
+                    "sent_at": self._clock.now(),
                     "result_channel": channel,
                     "result_ts": ts,
                     "last_error": None,
@@ -243,7 +259,33 @@ class OutboxDrainer:
         )
         if message.thread_for_deployment and channel and ts:
             self._remember_thread(message.thread_for_deployment, channel, ts)
-        return "sent"
+
+    def _already_posted(self, message: OutboxMessage, params: dict[str, Any]) -> tuple[str, str] | None:
+        """The channel and ts of this row's message if an attempt cut short by a crash did post it.
+
+        Found by the key in the message's metadata, among the newest messages of its thread (or channel).
+        Reading history needs channels:history; where Slack will not say, the row is posted again (at least
+        once rather than never).
+        """
+        channel = str(params["channel"])
+        try:
+            # The newest 200 of the thread (or channel): a post cut short by a crash is among the latest.
+            if params.get("thread_ts"):
+                answer = self._client.conversations_replies(
+                    channel=channel, ts=str(params["thread_ts"]), include_all_metadata=True, limit=200
+                )
+            else:
+                answer = self._client.conversations_history(
+                    channel=channel, include_all_metadata=True, limit=200
+                )
+        except (SlackClientError, OSError) as exc:
+            log.warning("could not check whether %s was already posted: %s; posting it", message.key, exc)
+            return None
+        for found in answer.get("messages") or []:
+            payload = (found.get("metadata") or {}).get("event_payload") or {}
+            if payload.get("key") == message.key:
+                return str(answer.get("channel") or channel), str(found["ts"])
+        return None
 
     def _send(self, method: str, params: dict[str, Any]) -> tuple[str | None, str | None]:
         if method == "post":

@@ -28,6 +28,9 @@ class OutboxMessage(BaseModel):
     # After a successful post: remember its ts as the thread of this deployment (the parent message).
     thread_for_deployment: str | None = None
     status: OutboxStatus = "pending"
+    # Set just before the Slack call and cleared with its answer: still set after a restart means the outcome
+    # is unknown (Slack may have posted it), so the drainer looks for the message before posting again.
+    in_flight: bool = False
     attempts: int = 0
     next_attempt_at: datetime
     created_at: datetime

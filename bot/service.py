@@ -345,9 +345,16 @@ class CanaryService:
         expected_revision: int | None = None,
         detected_at: datetime | None = None,
     ) -> ActionResult:
-        """Revert the alias to 100% stable. A plan that never routed traffic is cancelled instead."""
+        """Revert the alias to 100% stable. A plan that never routed traffic is cancelled instead.
+
+        A Roll back button drawn for an earlier revision of the same deployment still rolls it back while it
+        is live: saving its thread or a new verdict bumps the revision, and refusing a rollback for that would
+        cost minutes in an emergency. The deployment id guards against acting on another canary, and the
+        reconciler's drift check against writing over someone else's change.
+        """
         d = self._target(function, alias, deployment_id)
-        self._check_click(d, expected_revision)
+        if d.state is State.PLANNED:
+            self._check_click(d, expected_revision)
         policy = self.policy_for(d.function)
         self.authorizer.check(actor, policy, "rollback", d)
         if d.state is State.PLANNED and self.store.open_intent_for(d.id) is None:

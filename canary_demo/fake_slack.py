@@ -66,6 +66,7 @@ class PostedMessage:
     blocks: list[dict[str, Any]] | None
     thread_ts: str | None
     updates: int = 0  # how many times chat.update rewrote it
+    metadata: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -447,9 +448,44 @@ class FakeSlack:
             text=params.get("text"),
             blocks=params.get("blocks"),
             thread_ts=params.get("thread_ts") or None,
+            metadata=params.get("metadata") if isinstance(params.get("metadata"), dict) else None,
         )
         self._messages[(channel, ts)] = message
         return {"ok": True, "channel": channel, "ts": ts, "message": self._message_json(message)}
+
+    def _conversations_history(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Top-level messages of a channel after `oldest`, newest first (metadata only when asked)."""
+        channel = self._resolve_channel(str(params.get("channel", "")))
+        oldest = float(params.get("oldest") or 0)
+        found = [
+            m
+            for (c, ts), m in self._messages.items()
+            if c == channel and m.thread_ts is None and float(ts) > oldest
+        ]
+        return self._listing(found, params)
+
+    def _conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A thread: its parent and the replies after `oldest`."""
+        channel = self._resolve_channel(str(params.get("channel", "")))
+        parent, oldest = str(params.get("ts", "")), float(params.get("oldest") or 0)
+        if (channel, parent) not in self._messages:
+            return {"ok": False, "error": "thread_not_found"}
+        found = [
+            m
+            for (c, ts), m in self._messages.items()
+            if c == channel and (ts == parent or (m.thread_ts == parent and float(ts) > oldest))
+        ]
+        return self._listing(found, params)
+
+    def _listing(self, found: list[PostedMessage], params: dict[str, Any]) -> dict[str, Any]:
+        with_metadata = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
+        listed = []
+        for m in sorted(found, key=lambda m: float(m.ts), reverse=True):
+            body = self._message_json(m)
+            if not with_metadata:
+                body.pop("metadata", None)
+            listed.append(body)
+        return {"ok": True, "messages": listed, "has_more": False}
 
     def _chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
         channel, ts = str(params.get("channel", "")), str(params.get("ts", ""))
@@ -636,6 +672,8 @@ class FakeSlack:
             out["blocks"] = message.blocks
         if message.thread_ts:
             out["thread_ts"] = message.thread_ts
+        if message.metadata is not None:
+            out["metadata"] = message.metadata
         return out
 
 
@@ -652,6 +690,8 @@ _METHODS = {
     "usergroups.users.list": FakeSlack._usergroups_users_list,
     "users.info": FakeSlack._users_info,
     "conversations.info": FakeSlack._conversations_info,
+    "conversations.history": FakeSlack._conversations_history,
+    "conversations.replies": FakeSlack._conversations_replies,
     "files.getUploadURLExternal": FakeSlack._files_get_upload_url_external,
     "files.completeUploadExternal": FakeSlack._files_complete_upload_external,
 }

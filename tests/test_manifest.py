@@ -20,12 +20,15 @@ METHOD_SCOPES: dict[str, str | None] = {
     "usergroups_users_list": "usergroups:read",
     "users_info": "users:read",
     "conversations_info": "channels:read",
+    "conversations_history": "channels:history",
+    "conversations_replies": "channels:history",
     "views_open": None,
     "views_publish": None,
     "views_update": None,
 }
 # Scopes not tied to a single call: the slash command itself, and posting in channels the bot was not invited to.
-STRUCTURAL = {"commands", "chat:write.public"}
+# groups:history: the outbox reads back its own posts in private channels too (exactly-once after a crash).
+STRUCTURAL = {"commands", "chat:write.public", "groups:history"}
 
 
 def _manifest() -> dict[str, Any]:

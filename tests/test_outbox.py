@@ -102,3 +102,40 @@ def test_a_permanent_slack_error_gives_the_row_up_and_the_lane_moves_on(slack: F
     assert [m.text for m in slack.messages()] == ["next"]
     dead = store.outbox_message("a")
     assert dead is not None and dead.status == "dead" and dead.last_error == "channel_not_found"
+
+
+def test_a_post_slack_took_just_before_a_crash_is_found_by_its_key_and_not_posted_again(
+    slack: FakeSlack,
+) -> None:
+    store, clock = open_store("sqlite://:memory:"), ManualClock()
+    outbox, drainer = _parts(slack, store, clock)
+    outbox.post(lane=LANE, channel="#deploys", params={"text": "rolled back"}, key="story")
+    row = store.outbox_message("story")
+    assert row is not None
+    # What a crash leaves: Slack took the post (it carries the key), the row still says "in flight".
+    slack_client = make_web_client(
+        "xoxb-test", base_url=slack.base_url, retry=RetryPolicy(sleep=lambda _s: None)
+    )
+    slack_client.chat_postMessage(
+        channel="#deploys",
+        text="rolled back",
+        metadata={"event_type": "canary_bot_outbox", "event_payload": {"key": "story"}},
+    )
+    store.save_outbox(row.model_copy(update={"in_flight": True}))
+
+    assert drainer.drain() == 1
+
+    assert [m.text for m in slack.messages()] == ["rolled back"]
+    sent = store.outbox_message("story")
+    assert sent is not None and sent.status == "sent" and sent.result_ts == slack.messages()[0].ts
+
+
+def test_an_in_flight_post_slack_never_took_is_posted(slack: FakeSlack) -> None:
+    store, clock = open_store("sqlite://:memory:"), ManualClock()
+    outbox, drainer = _parts(slack, store, clock)
+    outbox.post(lane=LANE, channel="#deploys", params={"text": "hello"}, key="k")
+    row = store.outbox_message("k")
+    assert row is not None
+    store.save_outbox(row.model_copy(update={"in_flight": True}))
+    assert drainer.drain() == 1
+    assert [m.text for m in slack.messages()] == ["hello"]
