@@ -105,9 +105,8 @@ def build_runtime(
     service = build_service(
         settings, policy=policy, clock=clock, store=store, aws=aws, slack=slack, outbox=outbox
     )
-    from bot.charts import soak_chart_png
-
-    soak = SoakRunner(service, aws.metrics, chart=soak_chart_png)
+    # Charts come from bot.charts, imported on the first report (matplotlib takes ~2 s to import: not at start).
+    soak = SoakRunner(service, aws.metrics)
     scheduler = SoakScheduler(
         soak, tick_every=tick_every or settings.tick_every, reconcile_every=settings.reconcile_every
     )
