@@ -119,7 +119,9 @@ def service_from_settings(settings: Settings, *, clock: Clock | None = None) -> 
     if slack is not None:
         # The same durable outbox as serve, drained at once: the CLI's messages are out when it exits (a
         # message Slack refused stays queued, and serve's drainer retries it).
-        outbox = Outbox(store, clock, wake=OutboxDrainer(store, slack, clock).drain)
+        outbox = Outbox(
+            store, clock, wake=OutboxDrainer(store, slack, clock, lane_lease=settings.lease_ttl).drain
+        )
     return build_service(
         settings,
         policy=load_policy(settings.policy_file),

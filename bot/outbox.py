@@ -28,7 +28,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook import WebhookClient
 
 from bot.outbox_model import OutboxMessage
-from bot.ports import Clock, StaleDeployment, StorePort
+from bot.ports import Clock, StorePort
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,8 @@ PERMANENT_ERRORS = frozenset(
         "invalid_arguments",
     }
 )
-RETRY_CAP = timedelta(minutes=5)
+# Short: once Slack is back, every queued message should follow within seconds (429s carry their own wait).
+RETRY_CAP = timedelta(seconds=15)
 # Every post carries its outbox key in Slack message metadata, so a post cut short by a crash can be found.
 METADATA_EVENT = "canary_bot_outbox"
 RESPONSE_URL_LIFETIME = timedelta(minutes=30)
@@ -164,13 +165,24 @@ class OutboxDrainer:
     """Delivers due rows, lane by lane, in order. Safe to call from several threads (one drains at a time)."""
 
     def __init__(
-        self, store: StorePort, client: WebClient, clock: Clock, *, rng: random.Random | None = None
+        self,
+        store: StorePort,
+        client: WebClient,
+        clock: Clock,
+        *,
+        rng: random.Random | None = None,
+        owner: str | None = None,
+        lane_lease: timedelta = timedelta(seconds=30),
     ):
         self._store = store
         self._client = client
         self._clock = clock
         self._rng = rng or random.Random()
         self._lock = threading.Lock()
+        # Replicas drain the same outbox: a lane is delivered by one of them at a time (a lease per lane), so
+        # two never send the same row.
+        self._owner = owner or f"outbox-{uuid.uuid4().hex[:12]}"
+        self._lane_lease = lane_lease.total_seconds()
 
     def drain(self, limit: int = 500) -> int:
         """Send what is due now; returns how many were delivered."""
@@ -184,7 +196,7 @@ class OutboxDrainer:
                     break
                 progressed = False
                 for message in heads:
-                    outcome = self._deliver(message)
+                    outcome = self._deliver_leased(message)
                     sent += outcome == "sent"
                     progressed = progressed or outcome != "waiting"
                 if not progressed:
@@ -192,6 +204,19 @@ class OutboxDrainer:
             return sent
         finally:
             self._lock.release()
+
+    def _deliver_leased(self, message: OutboxMessage) -> Literal["sent", "dead", "waiting"]:
+        lease = f"outbox:{message.lane}"
+        if self._store.acquire_lease(lease, self._owner, self._clock.now(), self._lane_lease) is None:
+            return "waiting"  # another replica is delivering this lane
+        try:
+            # Read again under the lease: the other replica may have sent it just before.
+            fresh = self._store.outbox_message(message.key)
+            if fresh is None or fresh.status != "pending":
+                return "waiting"
+            return self._deliver(fresh)
+        finally:
+            self._store.release_lease(lease, self._owner)
 
     def _deliver(self, message: OutboxMessage) -> Literal["sent", "dead", "waiting"]:
         params = dict(message.params)
@@ -336,15 +361,7 @@ class OutboxDrainer:
         )
 
     def _remember_thread(self, deployment_id: str, channel: str, ts: str) -> None:
-        for _ in range(5):
-            d = self._store.get(deployment_id)
-            if d is None or d.thread_ts:
-                return
-            try:
-                self._store.save(d.model_copy(update={"channel": channel, "thread_ts": ts}))
-                return
-            except StaleDeployment:
-                continue
+        self._store.record_thread(deployment_id, channel, ts)
 
 
 class BackgroundDrainer:

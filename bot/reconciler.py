@@ -385,13 +385,7 @@ class Reconciler:
 
     def _save_thread(self, d: Deployment, ref: MessageRef) -> None:
         """The parent message's ts: every later message about the deployment goes in its thread."""
-        for _ in range(5):
-            current = self._store.get(d.id) or d
-            try:
-                self._store.save(current.model_copy(update={"channel": ref.channel, "thread_ts": ref.ts}))
-                return
-            except StaleDeployment:
-                continue
+        self._store.record_thread(d.id, ref.channel, ref.ts)
 
     def _announcement(self, intent: Intent, d: Deployment) -> AnyEvent:
         before = _alias(d, intent.alias_before)

@@ -99,7 +99,7 @@ def build_runtime(
     tick_every: timedelta | None = None,
 ) -> Runtime:
     policy = policy or load_policy(settings.policy_file)
-    drainer = OutboxDrainer(store, slack, clock)
+    drainer = OutboxDrainer(store, slack, clock, lane_lease=settings.lease_ttl)
     background = None if inline else BackgroundDrainer(drainer)
     outbox = Outbox(store, clock, wake=drainer.drain if background is None else background.wake)
     service = build_service(

@@ -139,3 +139,40 @@ def test_an_in_flight_post_slack_never_took_is_posted(slack: FakeSlack) -> None:
     store.save_outbox(row.model_copy(update={"in_flight": True}))
     assert drainer.drain() == 1
     assert [m.text for m in slack.messages()] == ["hello"]
+
+
+def test_two_replicas_draining_one_outbox_send_each_row_once(slack: FakeSlack, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = f"sqlite:///{tmp_path / 'bot.db'}"
+    clock = ManualClock()
+    outbox, first = _parts(slack, open_store(path), clock)
+    _, second = _parts(slack, open_store(path), clock)
+    for n in range(20):
+        outbox.post(
+            lane=lane_of(f"d-{n % 3}", "#deploys"), channel="#deploys", params={"text": f"m{n}"}, key=f"k{n}"
+        )
+    import threading
+
+    threads = [threading.Thread(target=d.drain) for d in (first, second, first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    first.drain()
+    second.drain()
+    texts = [m.text for m in slack.messages()]
+    assert sorted(texts) == sorted(f"m{n}" for n in range(20))
+
+
+def test_a_recorded_thread_survives_a_save_of_a_copy_read_before_it() -> None:
+    from tests.support.world import make_world
+
+    world = make_world()
+    did = world.start()
+    store = world.service.store
+    before = store.get(did)
+    assert before is not None and before.thread_ts is None
+    store.record_thread(did, "C0DEPLOYS", "1700000000.000100")
+    assert store.get(did).revision == before.revision  # type: ignore[union-attr]  # buttons stay current
+    store.save(before.model_copy(update={"last_verdict": "✅ fine"}))
+    after = store.get(did)
+    assert after is not None and after.thread_ts == "1700000000.000100" and after.last_verdict == "✅ fine"

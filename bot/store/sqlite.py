@@ -115,10 +115,12 @@ class SqliteStore:
         return stored
 
     def save(self, deployment: Deployment) -> Deployment:
-        stored = _in_utc(deployment).model_copy(update={"revision": deployment.revision + 1})
-        row = _deployment_row(stored) | {"expected_revision": deployment.revision}
         try:
             with self._transaction() as conn:
+                stored = _keep_thread(conn, _in_utc(deployment)).model_copy(
+                    update={"revision": deployment.revision + 1}
+                )
+                row = _deployment_row(stored) | {"expected_revision": deployment.revision}
                 updated = conn.execute(_UPDATE_DEPLOYMENT_IF_REVISION, row).rowcount
                 if updated == 0:
                     current = conn.execute(
@@ -128,6 +130,21 @@ class SqliteStore:
         except sqlite3.IntegrityError as exc:
             raise self._explain_conflict(exc, stored) from exc
         return stored
+
+    def record_thread(self, deployment_id: str, channel: str, thread_ts: str) -> None:
+        """Remember the deployment's Slack thread, once, without bumping its revision: it is bookkeeping, and
+        a button drawn before the parent message went out must stay current. Saves keep it (write-once)."""
+        with self._transaction() as conn:
+            row = conn.execute("SELECT body FROM deployments WHERE id = ?", (deployment_id,)).fetchone()
+            if row is None:
+                return
+            current = _load_deployment(row["body"])
+            if current.thread_ts:
+                return
+            updated = current.model_copy(update={"channel": channel, "thread_ts": thread_ts})
+            conn.execute(
+                "UPDATE deployments SET body = ? WHERE id = ?", (updated.model_dump_json(), deployment_id)
+            )
 
     def get(self, deployment_id: str) -> Deployment | None:
         rows = self._query("SELECT body FROM deployments WHERE id = ?", (deployment_id,))
@@ -288,10 +305,12 @@ class SqliteStore:
     def complete_intent(self, intent: Intent, deployment: Deployment, audit: AuditRecord) -> Deployment:
         """Save the deployment (compare-and-set on revision), append the audit line and save the intent, all
         in one transaction: a crash leaves either none or all of them. Raises StaleDeployment."""
-        stored = _in_utc(deployment).model_copy(update={"revision": deployment.revision + 1})
-        row = _deployment_row(stored) | {"expected_revision": deployment.revision}
         try:
             with self._transaction() as conn:
+                stored = _keep_thread(conn, _in_utc(deployment)).model_copy(
+                    update={"revision": deployment.revision + 1}
+                )
+                row = _deployment_row(stored) | {"expected_revision": deployment.revision}
                 if conn.execute(_UPDATE_DEPLOYMENT_IF_REVISION, row).rowcount == 0:
                     current = conn.execute(
                         "SELECT revision FROM deployments WHERE id = ?", (deployment.id,)
@@ -599,6 +618,19 @@ def _deployment_row(deployment: Deployment) -> dict[str, Any]:
         "watch_until": _watch_column(deployment),
         "body": deployment.model_dump_json(),
     }
+
+
+def _keep_thread(conn: sqlite3.Connection, deployment: Deployment) -> Deployment:
+    """The deployment with the Slack thread already stored, when it was read before the thread was recorded."""
+    if deployment.thread_ts:
+        return deployment
+    row = conn.execute("SELECT body FROM deployments WHERE id = ?", (deployment.id,)).fetchone()
+    if row is None:
+        return deployment
+    stored = json.loads(row["body"])
+    if not stored.get("thread_ts"):
+        return deployment
+    return deployment.model_copy(update={"channel": stored.get("channel"), "thread_ts": stored["thread_ts"]})
 
 
 def _watch_column(deployment: Deployment) -> str | None:
