@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test check lint typecheck demo bench clean test-floors
+.PHONY: install test test-dynamodb check lint typecheck demo bench lambda-zip clean test-floors
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,12 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The service-level suites again, each world on a DynamoDB table in moto instead of SQLite.
+test-dynamodb: $(STAMP)
+	$(BIN)/python -m pytest -p tests.support.dynamodb_world tests/test_durable_actions.py \
+		tests/test_alarm_responder.py tests/test_service_traffic.py tests/test_service_alarms.py \
+		tests/test_soak_runner.py tests/test_watch_runner.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -25,7 +25,7 @@ Key schema (table: `pk` S hash, `sk` S range; TTL attribute `expires_at`, epoch 
 | intent pointer       | `INTENT#<id>`      | `INTENT`                | deployment_id (get_intent by id)              |
 | live guard           | `LIVE`             | `<function>#<alias>`    | dep_id; one partition: list_live is one Query |
 | open-intent guard    | `OPEN`             | `<deployment id>`       | intent_id; open_intents is one Query          |
-| lease                | `LEASE#<name>`     | `LEASE`                 | owner, expires_at (ISO), token; never expires |
+| lease                | `LEASE#<name>`     | `LEASE`                 | owner, held_until (ISO), token; no TTL        |
 | idempotency key      | `CLAIM#<key>`      | `CLAIM`                 | TTL: CLAIM_TTL after the claim                |
 | outbox row           | `OUTBOX#<key>`     | `OUTBOX`                | id, lane, status; sent/dead: TTL OUTBOX_TTL   |
 | outbox id counter    | `SEQ`              | `OUTBOX`                | `n`, ADD 1 per enqueue (the order in a lane)  |
@@ -478,17 +478,7 @@ class DynamoStore:
                         )
                     old = holder.model_copy(update={"status": "superseded"})
                     superseded.append(old)
-                    ops.append(
-                        _Op(
-                            "superseded",
-                            self._put(
-                                self._intent_item(old),
-                                "#st = :open",
-                                values={":open": _s("open")},
-                                names={"#st": "status"},
-                            ),
-                        )
-                    )
+                    ops.append(_Op("superseded", self._intent_update(old, only_if_open=True)))
                 # A guard naming an intent that is closed (or ours) is stale: take it over, if unchanged.
                 ops.append(
                     _Op(
@@ -496,7 +486,8 @@ class DynamoStore:
                         self._put(new_guard, "intent_id = :held", values={":held": _s(held_by)}),
                     )
                 )
-            ops.append(_Op("intent", self._put(self._intent_item(intent), "attribute_not_exists(pk)")))
+            item = {**self._intent_item(intent), "ins": _n(_sequence())}
+            ops.append(_Op("intent", self._put(item, "attribute_not_exists(pk)")))
             ops.append(
                 _Op(
                     "pointer",
@@ -545,7 +536,7 @@ class DynamoStore:
         return intent
 
     def _intent_ops(self, intent: Intent) -> list[_Op]:
-        ops = [_Op("intent", self._put(self._intent_item(intent), "attribute_exists(pk)"))]
+        ops = [_Op("intent", self._intent_update(intent))]
         if not intent.is_open:
             ops.append(
                 _Op(
@@ -562,6 +553,23 @@ class DynamoStore:
                 )
             )
         return ops
+
+    def _intent_update(self, intent: Intent, *, only_if_open: bool = False) -> dict[str, Any]:
+        """Save an intent that exists (keeping its insertion order); with only_if_open, if still open."""
+        condition = "attribute_exists(pk)" + (" AND #st = :open" if only_if_open else "")
+        values = {":status": _s(intent.status), ":body": _s(intent.model_dump_json())}
+        if only_if_open:
+            values[":open"] = _s("open")
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": _key(_dep_pk(intent.deployment_id), f"INTENT#{intent.id}"),
+                "UpdateExpression": "SET #st = :status, body = :body",
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {"#st": "status"},
+                "ExpressionAttributeValues": values,
+            }
+        }
 
     def _intent_item(self, intent: Intent) -> dict[str, Any]:
         return {
@@ -590,13 +598,14 @@ class DynamoStore:
         """Rollbacks first, then oldest first."""
         guards = self._query_all(pk="OPEN")
         keys = [_key(_dep_pk(g["sk"]["S"]), f"INTENT#{g['intent_id']['S']}") for g in guards]
-        intents = [i for i in (_load_intent(item) for item in self._batch_get(keys)) if i.is_open]
-        return sorted(intents, key=lambda i: (i.priority, i.created_at, i.id))
+        items = [item for item in self._batch_get(keys) if _load_intent(item).is_open]
+        items.sort(key=lambda item: (_load_intent(item).priority, *_intent_order(item)))
+        return [_load_intent(item) for item in items]
 
     def intents_for(self, deployment_id: str) -> list[Intent]:
         """Oldest first."""
         items = self._query_all(pk=_dep_pk(deployment_id), prefix="INTENT#")
-        return sorted((_load_intent(item) for item in items), key=lambda i: (i.created_at, i.id))
+        return [_load_intent(item) for item in sorted(items, key=_intent_order)]
 
     # ------------------------------------------------------------ leases
     def acquire_lease(self, name: str, owner: str, now: datetime, ttl_seconds: float) -> int | None:
@@ -617,8 +626,8 @@ class DynamoStore:
             renewed = self._db.update_item(
                 TableName=self._table,
                 Key=key,
-                UpdateExpression="SET expires_at = :exp",
-                ConditionExpression="#o = :owner AND expires_at > :now",
+                UpdateExpression="SET held_until = :exp",
+                ConditionExpression="#o = :owner AND held_until > :now",
                 ExpressionAttributeNames={"#o": "owner"},
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
@@ -631,8 +640,8 @@ class DynamoStore:
             taken = self._db.update_item(
                 TableName=self._table,
                 Key=key,
-                UpdateExpression="SET #o = :owner, expires_at = :exp ADD #t :one",
-                ConditionExpression="attribute_not_exists(pk) OR expires_at <= :now",
+                UpdateExpression="SET #o = :owner, held_until = :exp ADD #t :one",
+                ConditionExpression="attribute_not_exists(pk) OR held_until <= :now",
                 ExpressionAttributeNames={"#o": "owner", "#t": "token"},
                 ExpressionAttributeValues={**values, ":one": _n(1)},
                 ReturnValues="ALL_NEW",
@@ -648,7 +657,7 @@ class DynamoStore:
             self._db.update_item(
                 TableName=self._table,
                 Key=_key(f"LEASE#{name}", "LEASE"),
-                UpdateExpression="SET expires_at = :epoch",
+                UpdateExpression="SET held_until = :epoch",
                 ConditionExpression="#o = :owner",
                 ExpressionAttributeNames={"#o": "owner"},
                 ExpressionAttributeValues={":owner": _s(owner), ":epoch": _s(_stamp(_EPOCH))},
@@ -664,7 +673,7 @@ class DynamoStore:
         return bool(
             item["owner"]["S"] == owner
             and int(item["token"]["N"]) == token
-            and item["expires_at"]["S"] > _stamp(now)
+            and item["held_until"]["S"] > _stamp(now)
         )
 
     # ------------------------------------------------------------ outbox
@@ -966,6 +975,11 @@ def _outbox_item(m: OutboxMessage) -> dict[str, Any]:
 
 def _load_deployment(item: dict[str, Any]) -> Deployment:
     return _in_utc(Deployment.model_validate_json(item["body"]["S"]))
+
+
+def _intent_order(item: dict[str, Any]) -> tuple[str, int]:
+    """Oldest first; ties in the order opened."""
+    return item["created_at"]["S"], int(item.get("ins", {"N": "0"})["N"])
 
 
 def _load_intent(item: dict[str, Any]) -> Intent:
