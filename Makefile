@@ -53,5 +53,9 @@ test-floors:
 	$(FLOORS_VENV)/bin/python -m pip list --format=freeze | grep -iE '^(boto3|botocore|slack|pydantic|apscheduler|pyyaml|waitress|cryptography|matplotlib|scipy|moto|numpy)'
 	$(FLOORS_VENV)/bin/python -m pytest $(FLOOR_TESTS)
 
+# The alarm responder's Lambda zip (bot code + pydantic, PyYAML, slack_sdk; boto3 from the runtime).
+lambda-zip: $(STAMP)
+	$(BIN)/python deploy/build_lambda_zip.py --out dist/canary-bot-responder.zip
+
 clean:
 	rm -rf $(VENV) $(FLOORS_VENV) *.egg-info

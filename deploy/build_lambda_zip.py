@@ -1,0 +1,66 @@
+"""Build the alarm responder's Lambda zip: the bot package (without the demo) and the libraries the alarm
+path imports — pydantic, pydantic-settings, PyYAML, slack_sdk (Block Kit models only; it is never called) —
+for the Lambda runtime in deploy/template.yaml (python3.12, x86_64). Left out: slack_bolt, matplotlib, scipy,
+numpy, apscheduler, waitress, cryptography, moto, and boto3/botocore, which the Lambda runtime provides.
+
+    python deploy/build_lambda_zip.py [--out dist/canary-bot-responder.zip] [--no-deps]
+
+--no-deps packs only the bot's own code (a quick check of what goes in; not deployable alone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPENDENCIES = ["pydantic>=2.7,<3", "pydantic-settings>=2.3,<3", "PyYAML>=6", "slack-sdk>=3.33,<4"]
+PYTHON_VERSION = "3.12"
+PLATFORM = "manylinux2014_x86_64"
+LEFT_OUT = ("slack_bolt", "matplotlib", "scipy", "numpy", "apscheduler", "waitress", "cryptography", "moto")
+SKIP_PARTS = {"__pycache__", "demo"}
+
+
+def build(out: Path, *, deps: bool = True) -> Path:
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp)
+        if deps:
+            subprocess.run(
+                [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--target", str(target),
+                 "--platform", PLATFORM, "--python-version", PYTHON_VERSION, "--implementation", "cp",
+                 "--only-binary=:all:", *DEPENDENCIES],
+                check=True,
+            )  # fmt: skip
+        for path in sorted((ROOT / "bot").rglob("*")):
+            relative = path.relative_to(ROOT)
+            if path.is_file() and not SKIP_PARTS.intersection(relative.parts) and path.suffix != ".pyc":
+                (target / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, target / relative)
+        for name in LEFT_OUT:
+            if (target / name).exists():
+                raise SystemExit(f"{name} ended up in the zip: a dependency pulled it in")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(target.rglob("*")):
+                if path.is_file() and "__pycache__" not in path.parts:
+                    archive.write(path, path.relative_to(target).as_posix())
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "dist" / "canary-bot-responder.zip")
+    parser.add_argument("--no-deps", action="store_true", help="pack the bot's code only")
+    args = parser.parse_args()
+    out = build(args.out, deps=not args.no_deps)
+    print(f"{out} ({out.stat().st_size / 1_000_000:.1f} MB); handler: bot.lambda_responder.handler")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
