@@ -85,6 +85,7 @@ _IAM = {
     "get_item": {"dynamodb:GetItem"},
     "batch_get_item": {"dynamodb:BatchGetItem"},
     "query": {"dynamodb:Query"},
+    "batch_write_item": {"dynamodb:BatchWriteItem"},
     "put_item": {"dynamodb:PutItem"},
     "update_item": {"dynamodb:UpdateItem"},
     "delete_item": {"dynamodb:DeleteItem"},
