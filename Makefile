@@ -54,8 +54,9 @@ test-floors:
 	$(FLOORS_VENV)/bin/python -m pytest $(FLOOR_TESTS)
 
 # The alarm responder's Lambda zip (bot code + pydantic, PyYAML, slack_sdk; boto3 from the runtime).
+# POLICY=path/to/policy.yaml puts the bot's policy in it.
 lambda-zip: $(STAMP)
-	$(BIN)/python deploy/build_lambda_zip.py --out dist/canary-bot-responder.zip
+	$(BIN)/python deploy/build_lambda_zip.py --out dist/canary-bot-responder.zip $(if $(POLICY),--policy $(POLICY))
 
 clean:
 	rm -rf $(VENV) $(FLOORS_VENV) *.egg-info

@@ -3,7 +3,10 @@ path imports — pydantic, pydantic-settings, PyYAML, slack_sdk (Block Kit model
 for the Lambda runtime in deploy/template.yaml (python3.12, x86_64). Left out: slack_bolt, matplotlib, scipy,
 numpy, apscheduler, waitress, cryptography, moto, and boto3/botocore, which the Lambda runtime provides.
 
-    python deploy/build_lambda_zip.py [--out dist/canary-bot-responder.zip] [--no-deps]
+    python deploy/build_lambda_zip.py [--out dist/canary-bot-responder.zip] [--policy FILE] [--no-deps]
+
+--policy puts your policy file in the zip as policy.yaml; the template then sets CANARY_POLICY_FILE to it
+(parameter PolicyInZip=true). Without it the responder knows only the embedded seed policy.
 
 --no-deps packs only the bot's own code (a quick check of what goes in; not deployable alone).
 """
@@ -26,7 +29,10 @@ LEFT_OUT = ("slack_bolt", "matplotlib", "scipy", "numpy", "apscheduler", "waitre
 SKIP_PARTS = {"__pycache__", "demo"}
 
 
-def build(out: Path, *, deps: bool = True) -> Path:
+POLICY_NAME = "policy.yaml"
+
+
+def build(out: Path, *, deps: bool = True, policy: Path | None = None) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(tmp)
         if deps:
@@ -41,6 +47,8 @@ def build(out: Path, *, deps: bool = True) -> Path:
             if path.is_file() and not SKIP_PARTS.intersection(relative.parts) and path.suffix != ".pyc":
                 (target / relative).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, target / relative)
+        if policy is not None:
+            shutil.copy2(policy, target / POLICY_NAME)
         for name in LEFT_OUT:
             if (target / name).exists():
                 raise SystemExit(f"{name} ended up in the zip: a dependency pulled it in")
@@ -55,9 +63,10 @@ def build(out: Path, *, deps: bool = True) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "dist" / "canary-bot-responder.zip")
+    parser.add_argument("--policy", type=Path, help="the canary policy file the responder should use")
     parser.add_argument("--no-deps", action="store_true", help="pack the bot's code only")
     args = parser.parse_args()
-    out = build(args.out, deps=not args.no_deps)
+    out = build(args.out, deps=not args.no_deps, policy=args.policy)
     print(f"{out} ({out.stat().st_size / 1_000_000:.1f} MB); handler: bot.lambda_responder.handler")
     return 0
 

@@ -123,14 +123,18 @@ def test_the_responder_is_subscribed_to_the_alarm_topic_and_runs_the_handler(tem
     assert protocols["lambda"]["TopicArn"] == protocols["sqs"]["TopicArn"] == {"Ref": "AlarmTopic"}
 
 
-def test_the_lambda_zip_holds_the_bot_without_the_demo(tmp_path: Path) -> None:
+def test_the_lambda_zip_holds_the_bot_and_the_policy_without_the_demo(tmp_path: Path) -> None:
     out = tmp_path / "responder.zip"
+    policy = tmp_path / "mine.yaml"
+    policy.write_text("functions: {}\n")
+    build = ROOT / "deploy" / "build_lambda_zip.py"
     subprocess.run(
-        [sys.executable, str(ROOT / "deploy" / "build_lambda_zip.py"), "--no-deps", "--out", str(out)],
+        [sys.executable, str(build), "--no-deps", "--out", str(out), "--policy", str(policy)],
         check=True,
         capture_output=True,
         timeout=120,
     )
     names = zipfile.ZipFile(out).namelist()
     assert "bot/lambda_responder.py" in names and "bot/store/dynamodb.py" in names
+    assert zipfile.ZipFile(out).read("policy.yaml") == b"functions: {}\n"
     assert not [n for n in names if n.startswith(("bot/demo/", "slack_bolt/", "matplotlib/")) or ".pyc" in n]
