@@ -238,3 +238,14 @@ def test_the_last_membership_seen_of_a_group_is_kept(store: StorePort) -> None:
     store.save_group_members("S1", ["U3"], T0 + timedelta(minutes=1))
 
     assert store.group_members("S1") == (frozenset({"U3"}), T0 + timedelta(minutes=1))
+
+
+def test_saving_an_intent_that_was_never_opened_stores_nothing(store: StorePort) -> None:
+    store.create(make_deployment())
+    held, _ = store.open_intent(intent("i-1"))
+
+    store.save_intent(intent("ghost").model_copy(update={"status": "done"}))
+    store.save_intent(intent("ghost-open"))
+
+    assert store.get_intent("ghost") is None and store.get_intent("ghost-open") is None
+    assert store.open_intent_for("dep-1") == held

@@ -51,7 +51,6 @@ consistent. history, list_watching and outbox_pending read an index and may lag 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from collections.abc import Iterator, Sequence
@@ -529,12 +528,12 @@ class DynamoStore:
 
     def save_intent(self, intent: Intent) -> Intent:
         intent = _in_utc(intent)
-        with contextlib.suppress(_Cancelled):  # not in the store: nothing to update (an UPDATE of no row)
-            self._transact(self._intent_ops(intent))
+        self._transact(self._intent_ops(intent))
         return intent
 
     def _intent_ops(self, intent: Intent) -> list[_Op]:
-        ops = [_Op("intent", self._intent_update(intent))]
+        # Soft: an intent that is not in the store is not created (as an UPDATE of no row).
+        ops = [_Op("intent", self._intent_update(intent), soft=True)]
         if not intent.is_open:
             ops.append(
                 _Op(
@@ -772,7 +771,9 @@ class DynamoStore:
     def _transact(self, ops: list[_Op]) -> None:
         """One TransactWriteItems. When only soft ops failed, drop them and try once more; otherwise raise
         _Cancelled with the tags whose condition failed."""
-        while True:
+        for attempt in range(20):
+            if not ops:
+                return  # only soft ops, all of them not ours to apply
             try:
                 self._db.transact_write_items(TransactItems=[op.item for op in ops])
                 return
@@ -788,13 +789,14 @@ class DynamoStore:
                 if not failed:
                     # Conflict with another transaction in flight (TransactionConflict): try again.
                     if any(r.get("Code") == "TransactionConflict" for r in reasons):
-                        time.sleep(0.01)
+                        time.sleep(min(0.5, 0.01 * 2**attempt))
                         continue
                     raise
                 if all(op.soft for op in failed):
                     ops = [op for op in ops if op not in failed]
                     continue
                 raise _Cancelled([op.tag for op in failed if not op.soft]) from exc
+        raise AwsFailure("DynamoDB kept cancelling the transaction (TransactionConflict); try again")
 
     def _next(self, pk: str, sk: str) -> int:
         answer = self._db.update_item(
