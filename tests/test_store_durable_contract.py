@@ -249,3 +249,18 @@ def test_saving_an_intent_that_was_never_opened_stores_nothing(store: StorePort)
 
     assert store.get_intent("ghost") is None and store.get_intent("ghost-open") is None
     assert store.open_intent_for("dep-1") == held
+
+
+def test_unfinished_intents_are_the_open_and_the_recorded_ones_rollbacks_first(store: StorePort) -> None:
+    for n in range(4):
+        store.create(make_deployment(f"dep-{n}", alias=f"a{n}"))
+    store.open_intent(intent("open-promote", deployment_id="dep-0"))
+    store.open_intent(intent("open-rollback", "rollback", deployment_id="dep-1", minutes=1))
+    recorded, _ = store.open_intent(intent("recorded", "weight", deployment_id="dep-2", minutes=-1))
+    store.save_intent(recorded.model_copy(update={"status": "recorded"}))
+    done, _ = store.open_intent(intent("done", deployment_id="dep-3"))
+    store.save_intent(done.model_copy(update={"status": "recorded"}))
+    store.save_intent(done.model_copy(update={"status": "done"}))
+
+    assert [i.id for i in store.unfinished_intents()] == ["open-rollback", "open-promote", "recorded"]
+    assert [i.id for i in store.open_intents()] == ["open-rollback", "open-promote"]

@@ -55,7 +55,9 @@ def open_store(url: str, *, region: str | None = None) -> SqliteStore | DynamoSt
         return SqliteStore(path)
     except (OSError, sqlite3.Error) as exc:
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        raise StoreUnavailable(f"CANARY_STORE_URL={url!r}: cannot open the store at {path}: {reason}") from exc
+        raise StoreUnavailable(
+            f"CANARY_STORE_URL={url!r}: cannot open the store at {path}: {reason}"
+        ) from exc
 
 
 def dynamodb_table(url: str) -> str | None:

@@ -25,6 +25,7 @@ Key schema (table: `pk` S hash, `sk` S range; TTL attribute `expires_at`, epoch 
 | intent pointer       | `INTENT#<id>`      | `INTENT`                | deployment_id (get_intent by id)              |
 | live guard           | `LIVE`             | `<function>#<alias>`    | dep_id; one partition: list_live is one Query |
 | open-intent guard    | `OPEN`             | `<deployment id>`       | intent_id; open_intents is one Query          |
+| recorded intent      | `RECORDED`         | `<intent id>`           | deployment_id, while its follow-up is undone  |
 | lease                | `LEASE#<name>`     | `LEASE`                 | owner, held_until (ISO), token; no TTL        |
 | idempotency key      | `CLAIM#<key>`      | `CLAIM`                 | TTL: CLAIM_TTL after the claim                |
 | outbox row           | `OUTBOX#<key>`     | `OUTBOX`                | id, lane, status; sent/dead: TTL OUTBOX_TTL   |
@@ -534,6 +535,13 @@ class DynamoStore:
     def _intent_ops(self, intent: Intent) -> list[_Op]:
         # Soft: an intent that is not in the store is not created (as an UPDATE of no row).
         ops = [_Op("intent", self._intent_update(intent), soft=True)]
+        recorded = _key("RECORDED", intent.id)
+        if intent.status == "recorded":
+            ops.append(
+                _Op("recorded", self._put({**recorded, "deployment_id": _s(intent.deployment_id)}), soft=True)
+            )
+        elif not intent.is_open:
+            ops.append(_Op("recorded", {"Delete": {"TableName": self._table, "Key": recorded}}))
         if not intent.is_open:
             ops.append(
                 _Op(
@@ -598,6 +606,20 @@ class DynamoStore:
         items = [item for item in self._batch_get(keys) if _load_intent(item).is_open]
         items.sort(key=lambda item: (_load_intent(item).priority, *_intent_order(item)))
         return [_load_intent(item) for item in items]
+
+    def unfinished_intents(self) -> list[Intent]:
+        """Open intents and recorded ones (alias write recorded, follow-up not done); rollbacks first."""
+        keys = [
+            _key(_dep_pk(g["sk"]["S"]), f"INTENT#{g['intent_id']['S']}") for g in self._query_all(pk="OPEN")
+        ]
+        keys += [
+            _key(_dep_pk(r["deployment_id"]["S"]), f"INTENT#{r['sk']['S']}")
+            for r in self._query_all(pk="RECORDED")
+        ]
+        items = [item for item in self._batch_get(keys) if _load_intent(item).status in ("open", "recorded")]
+        unique = {item["sk"]["S"]: item for item in items}.values()
+        ordered = sorted(unique, key=lambda item: (_load_intent(item).priority, *_intent_order(item)))
+        return [_load_intent(item) for item in ordered]
 
     def intents_for(self, deployment_id: str) -> list[Intent]:
         """Oldest first."""
