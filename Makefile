@@ -53,7 +53,7 @@ test-floors:
 	$(FLOORS_VENV)/bin/python -m pip list --format=freeze | grep -iE '^(boto3|botocore|slack|pydantic|apscheduler|pyyaml|waitress|cryptography|matplotlib|scipy|moto|numpy)'
 	$(FLOORS_VENV)/bin/python -m pytest $(FLOOR_TESTS)
 
-# The alarm responder's Lambda zip (bot code + pydantic, PyYAML, slack_sdk; boto3 from the runtime).
+# The alarm responder's Lambda zip (bot code + pydantic, PyYAML, slack_sdk, numpy, scipy; boto3 from the runtime).
 # POLICY=path/to/policy.yaml puts the bot's policy in it.
 lambda-zip: $(STAMP)
 	$(BIN)/python deploy/build_lambda_zip.py --out dist/canary-bot-responder.zip $(if $(POLICY),--policy $(POLICY))

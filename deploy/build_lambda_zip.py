@@ -1,7 +1,9 @@
 """Build the alarm responder's Lambda zip: the bot package (without the demo) and the libraries the alarm
-path imports — pydantic, pydantic-settings, PyYAML, slack_sdk (Block Kit models only; it is never called) —
-for the Lambda runtime in deploy/template.yaml (python3.12, x86_64). Left out: slack_bolt, matplotlib, scipy,
-numpy, apscheduler, waitress, cryptography, moto, and boto3/botocore, which the Lambda runtime provides.
+path imports — pydantic, pydantic-settings, PyYAML, slack_sdk (Block Kit models only; it is never called),
+numpy and scipy (the judge's evidence module, imported by the policy model) — for the Lambda runtime in
+deploy/template.yaml (python3.12, x86_64). Left out: slack_bolt, matplotlib, apscheduler, waitress,
+cryptography, moto, and boto3/botocore, which the Lambda runtime provides. With scipy the zip is ~60 MB
+(~190 MB unpacked): upload it to S3 (Lambda's limit for a zip from S3 is 250 MB unpacked).
 
     python deploy/build_lambda_zip.py [--out dist/canary-bot-responder.zip] [--policy FILE] [--no-deps]
 
@@ -22,11 +24,18 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEPENDENCIES = ["pydantic>=2.7,<3", "pydantic-settings>=2.3,<3", "PyYAML>=6", "slack-sdk>=3.33,<4"]
+DEPENDENCIES = [
+    "pydantic>=2.7,<3",
+    "pydantic-settings>=2.3,<3",
+    "PyYAML>=6",
+    "slack-sdk>=3.33,<4",
+    "scipy>=1.11",  # and numpy with it
+]
 PYTHON_VERSION = "3.12"
 PLATFORM = "manylinux2014_x86_64"
-LEFT_OUT = ("slack_bolt", "matplotlib", "scipy", "numpy", "apscheduler", "waitress", "cryptography", "moto")
+LEFT_OUT = ("slack_bolt", "matplotlib", "apscheduler", "waitress", "cryptography", "moto")
 SKIP_PARTS = {"__pycache__", "demo"}
+UNPACKED_LIMIT = 250 * 1024 * 1024  # Lambda's limit for a function's code, unpacked
 
 
 POLICY_NAME = "policy.yaml"
@@ -52,6 +61,9 @@ def build(out: Path, *, deps: bool = True, policy: Path | None = None) -> Path:
         for name in LEFT_OUT:
             if (target / name).exists():
                 raise SystemExit(f"{name} ended up in the zip: a dependency pulled it in")
+        unpacked = sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
+        if unpacked > UNPACKED_LIMIT:
+            raise SystemExit(f"{unpacked / 1e6:.0f} MB unpacked: over Lambda's {UNPACKED_LIMIT / 1e6:.0f} MB")
         out.parent.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
             for path in sorted(target.rglob("*")):
