@@ -38,14 +38,14 @@ from bench.harness import Check, median, ms
 from bot.aws.clients import aws_client
 from bot.clock import ManualClock
 from bot.config import Policy
-from bot.fakes.metrics import FakeMetrics
-from bot.fakes.traffic import FakeTraffic
 from bot.model import Deployment
 from bot.service import CanaryService
 from bot.soak import SoakRunner
 from bot.store import DynamoStore, SqliteStore
 from bot.store.dynamodb import _deployment_item, _live_guard, create_table
 from bot.verbs import StartArgs
+from canary_demo.fakes.metrics import FakeMetrics
+from canary_demo.fakes.traffic import FakeTraffic
 
 SIZES = (1, 50, 500)
 LINEAR_SLACK = 1.2

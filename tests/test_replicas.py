@@ -20,8 +20,8 @@ from typing import Any
 import boto3
 import pytest
 
-from bot.aws.seed import LEGO_API, PRODUCTION_ALIAS, seed_lego_api
 from bot.store.dynamodb import DynamoStore
+from canary_demo.seed import LEGO_API, PRODUCTION_ALIAS, seed_lego_api
 from tests.support.fake_slack import FakeSlack
 from tests.support.sns_signing import alarm_message
 from tests.test_e2e_moto_server import _free_port
