@@ -264,3 +264,18 @@ def test_unfinished_intents_are_the_open_and_the_recorded_ones_rollbacks_first(s
 
     assert [i.id for i in store.unfinished_intents()] == ["open-rollback", "open-promote", "recorded"]
     assert [i.id for i in store.open_intents()] == ["open-rollback", "open-promote"]
+
+
+def test_a_recorded_thread_keeps_the_revision_and_survives_a_save_made_without_it(store: StorePort) -> None:
+    read_before = store.create(make_deployment())
+
+    store.record_thread("dep-1", "C0DEPLOYS", "1700000000.000100")
+    store.record_thread("dep-1", "C0OTHER", "1700000000.999999")  # write-once
+
+    recorded = store.get("dep-1")
+    assert recorded is not None and recorded.revision == 0
+    assert (recorded.channel, recorded.thread_ts) == ("C0DEPLOYS", "1700000000.000100")
+    saved = store.save(read_before.model_copy(update={"last_verdict": "pass"}))
+    assert saved.thread_ts == "1700000000.000100"
+    again = store.get("dep-1")
+    assert again is not None and again.thread_ts == "1700000000.000100" and again.last_verdict == "pass"

@@ -246,9 +246,35 @@ class DynamoStore:
         return stored
 
     def save(self, deployment: Deployment) -> Deployment:
-        stored = _in_utc(deployment).model_copy(update={"revision": deployment.revision + 1})
+        stored = self._keep_thread(_in_utc(deployment)).model_copy(
+            update={"revision": deployment.revision + 1}
+        )
         self._save_with([], deployment, stored)
         return stored
+
+    def record_thread(self, deployment_id: str, channel: str, thread_ts: str) -> None:
+        """Remember the deployment's Slack thread, once, without bumping its revision (attributes beside the
+        body, merged when read); later saves keep it."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_dep_key(deployment_id),
+                UpdateExpression="SET thread_ch = :c, thread_ts = :t",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(thread_ts)",
+                ExpressionAttributeValues={":c": _s(channel), ":t": _s(thread_ts)},
+            )
+        except ClientError as exc:
+            if _code(exc) != "ConditionalCheckFailedException":
+                raise
+
+    def _keep_thread(self, d: Deployment) -> Deployment:
+        """A deployment saved without its thread keeps the one recorded (write-once)."""
+        if d.thread_ts:
+            return d
+        item = self._get_item(_dep_key(d.id), projection="thread_ch, thread_ts")
+        if not item or "thread_ts" not in item:
+            return d
+        return d.model_copy(update={"channel": item["thread_ch"]["S"], "thread_ts": item["thread_ts"]["S"]})
 
     def _save_with(self, extra: list[_Op], read: Deployment, stored: Deployment) -> None:
         """Compare-and-set `stored` over revision `read.revision`, its live guard and `extra`, at once."""
@@ -518,7 +544,9 @@ class DynamoStore:
     def complete_intent(self, intent: Intent, deployment: Deployment, audit: AuditRecord) -> Deployment:
         """Deployment (compare-and-set), audit line and intent in one TransactWriteItems. Raises
         StaleDeployment."""
-        stored = _in_utc(deployment).model_copy(update={"revision": deployment.revision + 1})
+        stored = self._keep_thread(_in_utc(deployment)).model_copy(
+            update={"revision": deployment.revision + 1}
+        )
         intent = _in_utc(intent)
         ops = [
             _Op("audit", self._put(self._audit_item(_in_utc(audit)), "attribute_not_exists(pk)")),
@@ -970,6 +998,9 @@ def _deployment_item(d: Deployment, ins: int) -> dict[str, Any]:
         "gsi1pk": _s(f"FN#{d.function}"),
         "gsi1sk": _s(f"{created}#{ins:020d}"),
     }
+    if d.thread_ts and d.channel:
+        item["thread_ch"] = _s(d.channel)
+        item["thread_ts"] = _s(d.thread_ts)
     if d.state is State.PROMOTED and d.watch_until is not None:
         item["gsi2pk"] = _s("WATCH")
         item["gsi2sk"] = _s(f"{_stamp(d.watch_until)}#{d.id}")
@@ -996,7 +1027,10 @@ def _outbox_item(m: OutboxMessage) -> dict[str, Any]:
 
 
 def _load_deployment(item: dict[str, Any]) -> Deployment:
-    return _in_utc(Deployment.model_validate_json(item["body"]["S"]))
+    d = _in_utc(Deployment.model_validate_json(item["body"]["S"]))
+    if not d.thread_ts and "thread_ts" in item:  # recorded by record_thread, beside the body
+        d = d.model_copy(update={"channel": item["thread_ch"]["S"], "thread_ts": item["thread_ts"]["S"]})
+    return d
 
 
 def _intent_order(item: dict[str, Any]) -> tuple[str, int]:
