@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test check lint typecheck demo bench clean test-floors
+.PHONY: install test test-dynamodb check lint typecheck demo bench lambda-zip clean test-floors
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,12 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The service-level suites again, each world on a DynamoDB table in moto instead of SQLite.
+test-dynamodb: $(STAMP)
+	$(BIN)/python -m pytest -p tests.support.dynamodb_world tests/test_durable_actions.py \
+		tests/test_alarm_responder.py tests/test_service_traffic.py tests/test_service_alarms.py \
+		tests/test_soak_runner.py tests/test_watch_runner.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -46,6 +52,11 @@ test-floors:
 	$(FLOORS_VENV)/bin/python -m pip install --quiet -c floors.txt -e '.[demo]' pytest hypothesis
 	$(FLOORS_VENV)/bin/python -m pip list --format=freeze | grep -iE '^(boto3|botocore|slack|pydantic|apscheduler|pyyaml|waitress|cryptography|matplotlib|scipy|moto|numpy)'
 	$(FLOORS_VENV)/bin/python -m pytest $(FLOOR_TESTS)
+
+# The alarm responder's Lambda zip (bot code + pydantic, PyYAML, slack_sdk, numpy, scipy; boto3 from the runtime).
+# POLICY=path/to/policy.yaml puts the bot's policy in it.
+lambda-zip: $(STAMP)
+	$(BIN)/python deploy/build_lambda_zip.py --out dist/canary-bot-responder.zip $(if $(POLICY),--policy $(POLICY))
 
 clean:
 	rm -rf $(VENV) $(FLOORS_VENV) *.egg-info

@@ -12,7 +12,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 
-from bench import ack, alarm, judge, metrics_calls, store, tick
+from bench import ack, alarm, judge, metrics_calls, store, store_dynamo, tick
 from bench.harness import Check, crashed, format_table
 
 BENCHMARKS: dict[str, Callable[[], list[Check]]] = {
@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, Callable[[], list[Check]]] = {
     "metrics_calls": metrics_calls.run,
     "store": store.run,
     "judge": judge.run,
+    "store_dynamo": store_dynamo.run,
 }
 
 

@@ -58,7 +58,7 @@ EXIT_OK, EXIT_AWS, EXIT_BAD_INPUT, EXIT_REFUSED = 0, 1, 2, 3
 
 CLI_USAGE = (
     "usage: canary-bot [--json] [--yes] VERB ...   (verbs: start status promote rollback history weight hold "
-    "resume extend help) | canary-bot serve | canary-bot demo [--interactive]"
+    "resume extend help) | canary-bot serve | canary-bot init-store | canary-bot demo [--interactive]"
 )
 
 

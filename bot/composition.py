@@ -113,7 +113,7 @@ def service_from_settings(settings: Settings, *, clock: Clock | None = None) -> 
     from bot.store import open_store
 
     clock = clock or SystemClock()
-    store = open_store(settings.store_url)
+    store = open_store(settings.store_url, region=settings.aws_region)
     slack = slack_client(settings)
     outbox = None
     if slack is not None:

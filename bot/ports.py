@@ -66,6 +66,10 @@ class StaleDeployment(CanaryError):
     """Someone saved the deployment since we read it (optimistic concurrency)."""
 
 
+class UnknownDeployment(CanaryError, ValueError):
+    """A row that belongs to a deployment (its figures) names one the store does not hold."""
+
+
 # ---------------------------------------------------------------- traffic
 class PublishedVersion(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -214,7 +218,7 @@ class StorePort(Protocol):
         ...
 
     def save_figures(self, deployment_id: str, figures: Sequence[PeriodFigures]) -> None:
-        """Upsert figures by period start."""
+        """Upsert figures by period start. Raises UnknownDeployment when the deployment is not stored."""
         ...
 
     def figures_for(self, deployment_id: str) -> list[PeriodFigures]:

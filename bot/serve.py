@@ -52,20 +52,20 @@ def serve_main(args: Sequence[str], console: Console) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from bot.clock import SystemClock
     from bot.runtime import aws_adapters, build_runtime
-    from bot.store import open_store
+    from bot.store import SchemaTooNew, open_store
 
     try:
         runtime = build_runtime(
             settings,
             slack=make_web_client(settings.slack_bot_token or "", base_url=settings.slack_api_url),
             clock=SystemClock(),
-            store=open_store(settings.store_url),
+            store=open_store(settings.store_url, region=settings.aws_region),
             aws=aws_adapters(settings),
         )
     except PolicyError as exc:
         console.warn(f"error: bad policy file: {exc}")
         return 2
-    except ValueError as exc:
+    except (ValueError, SchemaTooNew) as exc:  # a bad CANARY_STORE_URL, a missing table, a newer store
         console.warn(f"error: {exc}")
         return 2
     off = runtime.service.alarm_rollback_off

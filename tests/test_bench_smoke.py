@@ -11,7 +11,7 @@ import math
 import pytest
 
 import bench.__main__ as runner
-from bench import ack, alarm, judge, metrics_calls, store, tick
+from bench import ack, alarm, judge, metrics_calls, store, store_dynamo, tick
 from bench.harness import Check, format_table, percentile
 
 
@@ -159,3 +159,17 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile(values, 95) == 190.0
     assert percentile(values, 50) == 100.0
     assert math.isnan(percentile([], 95))
+
+
+def test_store_dynamo_benchmark_counts_the_same_calls_per_canary_at_every_size() -> None:
+    checks = store_dynamo.run(sizes=(1, 2, 4), repeats=1)
+
+    _all_measured(checks)
+    by_name = _by_name(checks)
+    assert by_name["DynamoDB calls per tick, 4 vs 2 canaries"].passed
+    one, two, four = (
+        int(by_name[f"store tick, {n} canar{'y' if n == 1 else 'ies'}: DynamoDB (moto) vs SQLite"].note.split()[0])
+        for n in (1, 2, 4)
+    )
+    # A steady tick: a few calls for the whole tick, then the same number for every canary.
+    assert four - two == 2 * (two - one) > 0

@@ -17,7 +17,7 @@ import pytest
 from bot.model import State
 from bot.ports import LiveDeploymentExists, StaleDeployment
 from bot.store import SCHEMA_VERSION, SqliteStore
-from tests.support.store import STORE_KINDS, T0, make_audit, make_deployment, open_test_store
+from tests.support.store import STORE_KINDS, T0, make_audit, make_deployment, store_of_kind
 
 RACERS = 10
 _Result = TypeVar("_Result")
@@ -25,9 +25,8 @@ _Result = TypeVar("_Result")
 
 @pytest.fixture(params=STORE_KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqliteStore]:
-    opened = open_test_store(request.param, tmp_path)
-    yield opened
-    opened.close()
+    with store_of_kind(request.param, tmp_path) as opened:
+        yield opened  # type: ignore[misc]
 
 
 def race(attempt: Callable[[int], _Result], racers: int = RACERS) -> list[_Result | BaseException]:

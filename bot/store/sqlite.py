@@ -31,7 +31,7 @@ from pydantic import BaseModel
 from bot.intents import Intent
 from bot.model import AuditRecord, Deployment, PeriodFigures, State
 from bot.outbox_model import OutboxMessage
-from bot.ports import IntentInProgress, LiveDeploymentExists, StaleDeployment
+from bot.ports import IntentInProgress, LiveDeploymentExists, StaleDeployment, UnknownDeployment
 from bot.store.schema import migrate
 
 MEMORY = ":memory:"
@@ -232,12 +232,17 @@ class SqliteStore:
     # ------------------------------------------------------------ figures
     def save_figures(self, deployment_id: str, figures: Sequence[PeriodFigures]) -> None:
         rows = [(deployment_id, _stamp(f.start), _in_utc(f).model_dump_json()) for f in figures]
-        with self._transaction() as conn:
-            conn.executemany(
-                "INSERT INTO figures (deployment_id, period_start, body) VALUES (?, ?, ?)"
-                " ON CONFLICT (deployment_id, period_start) DO UPDATE SET body = excluded.body",
-                rows,
-            )
+        try:
+            with self._transaction() as conn:
+                conn.executemany(
+                    "INSERT INTO figures (deployment_id, period_start, body) VALUES (?, ?, ?)"
+                    " ON CONFLICT (deployment_id, period_start) DO UPDATE SET body = excluded.body",
+                    rows,
+                )
+        except sqlite3.IntegrityError as exc:  # the foreign key to deployments
+            raise UnknownDeployment(
+                f"no deployment {deployment_id} in the store: its figures are refused"
+            ) from exc
 
     def figures_for(self, deployment_id: str) -> list[PeriodFigures]:
         """Oldest first."""

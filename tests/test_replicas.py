@@ -1,0 +1,185 @@
+"""Three `canary-bot serve` processes on one DynamoDB table and one alarm queue (moto_server): one alarm gives one
+rollback and one alert — and two alarms at once too — whichever replicas receive them.
+
+The README's production steps where they can run here: `canary-bot init-store` creates the table, the CLI and
+the replicas share it through CANARY_STORE_URL=dynamodb://TABLE and AWS_ENDPOINT_URL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from bot.store.dynamodb import DynamoStore
+from canary_demo.seed import LEGO_API, PRODUCTION_ALIAS, seed_lego_api
+from tests.support.fake_slack import FakeSlack
+from tests.support.sns_signing import alarm_message
+from tests.test_e2e_moto_server import _free_port
+
+BIN = Path(sys.executable).parent
+TABLE = "canary-bot-replicas"
+REPLICAS = 3
+
+
+def _wait(what: str, done: Callable[[], bool], timeout: float = 45.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def moto_server() -> Iterator[str]:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait("moto_server", lambda: _answers(f"{url}/moto-api/"), timeout=20)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _answers(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=1)
+        return True
+    except OSError:
+        return False
+
+
+def _boto(service: str, endpoint: str) -> Any:
+    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1")
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    with FakeSlack(channels={"#deploys": "C0DEPLOYS"}) as fake:
+        yield fake
+
+
+def test_two_alarms_reaching_three_replicas_give_one_rollback_and_one_alert(
+    moto_server: str, slack: FakeSlack, tmp_path: Path
+) -> None:
+    seed_lego_api(_boto("lambda", moto_server), _boto("iam", moto_server))
+    sns, sqs = _boto("sns", moto_server), _boto("sqs", moto_server)
+    topic = sns.create_topic(Name="canary-bot-alarms")["TopicArn"]
+    queue = sqs.create_queue(QueueName="canary-bot-alarms")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": moto_server,
+        "CANARY_STORE_URL": f"dynamodb://{TABLE}",
+        "CANARY_ALARM_TOPIC_ARN": topic,
+        "CANARY_ALARM_QUEUE_URL": queue,
+        "CANARY_RECONCILE_EVERY": "1s",
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_SIGNING_SECRET": "test-secret",
+        "SLACK_API_URL": slack.base_url,
+    }
+    env.pop("CANARY_POLICY_FILE", None)
+    env.pop("SLACK_APP_TOKEN", None)
+
+    def cli(*words: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / "canary-bot"), *words],
+            env={**env, "CANARY_ACTOR": "maria"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert cli("init-store").returncode == 0
+    started = cli("start", LEGO_API, "2", "--yes")
+    assert started.returncode == 0, started.stderr
+    lam = _boto("lambda", moto_server)
+
+    def routing() -> tuple[str, dict[str, float]]:
+        alias = lam.get_alias(FunctionName=LEGO_API, Name=PRODUCTION_ALIAS)
+        return alias["FunctionVersion"], dict(
+            alias.get("RoutingConfig", {}).get("AdditionalVersionWeights", {})
+        )
+
+    assert routing() == ("1", {"2": 0.05})
+
+    ports = [_free_port() for _ in range(REPLICAS)]
+    replicas = [
+        subprocess.Popen(
+            [str(BIN / "canary-bot"), "serve"],
+            env={**env, "PORT": str(port)},
+            stdout=(tmp_path / f"replica-{n}.log").open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        for n, port in enumerate(ports)
+    ]
+    try:
+        for port in ports:
+            _wait(f"replica on {port}", lambda port=port: _answers(f"http://127.0.0.1:{port}/healthz"))
+
+        # Both canary alarms fire at once: two messages, likely taken by two replicas.
+        for name, shape in (("error-rate", "metrics"), ("p95", "dimensions")):
+            sns.publish(
+                TopicArn=topic,
+                Subject=f'ALARM: "canary-bot/production-lego-api/production/v2/{name}"',
+                Message=alarm_message(
+                    alarm_name=f"canary-bot/{LEGO_API}/{PRODUCTION_ALIAS}/v2/{name}", shape=shape
+                ),
+            )
+
+        _wait("the alias reverted", lambda: routing() == ("1", {}))
+        store = DynamoStore(_boto("dynamodb", moto_server), TABLE)
+        [deployment] = store.history(LEGO_API, PRODUCTION_ALIAS, 1)
+        _wait("the rollback recorded", lambda: store.get(deployment.id).state.value == "rolled_back")  # type: ignore[union-attr]
+
+        def told() -> bool:
+            return any("error-rate" in json.dumps(m.blocks) for m in slack.messages())
+
+        _wait("the alert posted", lambda: told() and store.outbox_pending() == 0)
+        time.sleep(3)  # every replica has had time to act on it too
+
+        rollbacks = [i for i in store.intents_for(deployment.id) if i.kind == "rollback"]
+        # Two replicas may each write a rollback intent (the later supersedes the earlier); one finishes.
+        finished = [i for i in rollbacks if i.status in ("done", "recorded")]
+        assert len(finished) == 1 and all(
+            i.status in ("superseded", "cancelled") for i in rollbacks if i not in finished
+        )
+        reverted = [
+            r for r in store.audit_for(deployment.id) if r.alias_after and r.alias_after["weights"] == {}
+        ]
+        assert len(reverted) == 1  # one alias write recorded
+        _wait("both alarms told", lambda: store.outbox_pending() == 0 and len(slack.messages()) >= 3)
+        texts = [m.text or "" for m in slack.messages()]
+        assert len([t for t in texts if t.startswith("🔴 Rolled back")]) == 1, texts
+        alerts = [m for m in slack.messages() if m.text and m.text.startswith("🚨 Canary Deployment Alert")]
+        # One alert tells the story (rolled back, by which alarm); the other alarm is at most a quiet note.
+        assert not any("rollback under way" in json.dumps(m.blocks) for m in slack.messages()), texts
+        assert 1 <= len(alerts) <= 2, texts
+        assert all(p.poll() is None for p in replicas), "a replica died"
+    finally:
+        for proc in replicas:
+            proc.terminate()
+        for proc in replicas:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
