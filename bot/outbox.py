@@ -83,10 +83,20 @@ def lane_of(deployment_id: str | None, channel: str) -> str:
 
 
 class Outbox:
-    def __init__(self, store: StorePort, clock: Clock, *, wake: Callable[[], object] | None = None) -> None:
+    def __init__(
+        self,
+        store: StorePort,
+        clock: Clock,
+        *,
+        wake: Callable[[], object] | None = None,
+        deliver_now: Callable[[str], object] | None = None,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._wake = wake or (lambda: None)
+        # Answers to a response_url are tried at once on the caller's thread (a listener worker, never the ack
+        # path), so a burst of answers goes out in parallel; the row stays for the drainer if that attempt fails.
+        self._deliver_now = deliver_now
 
     def post(
         self,
@@ -130,8 +140,12 @@ class Outbox:
 
     def respond(self, *, url: str, params: dict[str, Any], key: str | None = None) -> None:
         """Queue an answer to a response_url (a slash command's or a click's), in order per URL."""
+        key = key or f"respond:{uuid.uuid4().hex}"
         self._enqueue("respond", lane=f"respond:{url}", params={"url": url, **params}, key=key)
-        self._wake()
+        if self._deliver_now is not None:
+            self._deliver_now(key)
+        else:
+            self._wake()
 
     def has(self, key: str) -> bool:
         return self._store.outbox_message(key) is not None
@@ -204,6 +218,14 @@ class OutboxDrainer:
             return sent
         finally:
             self._lock.release()
+
+    def deliver(self, key: str) -> bool:
+        """Try to deliver one row now, on this thread (in order: only when it heads its lane). True if sent."""
+        message = self._store.outbox_message(key)
+        if message is None or message.status != "pending":
+            return False
+        heads = {m.key for m in self._store.outbox_heads(self._clock.now(), lane=message.lane)}
+        return key in heads and self._deliver_leased(message) == "sent"
 
     def _deliver_leased(self, message: OutboxMessage) -> Literal["sent", "dead", "waiting"]:
         lease = f"outbox:{message.lane}"
