@@ -89,7 +89,7 @@ class Outbox:
         clock: Clock,
         *,
         wake: Callable[[], object] | None = None,
-        deliver_now: Callable[[str], object] | None = None,
+        deliver_now: Callable[[str], bool] | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -142,10 +142,8 @@ class Outbox:
         """Queue an answer to a response_url (a slash command's or a click's), in order per URL."""
         key = key or f"respond:{uuid.uuid4().hex}"
         self._enqueue("respond", lane=f"respond:{url}", params={"url": url, **params}, key=key)
-        if self._deliver_now is not None:
-            self._deliver_now(key)
-        else:
-            self._wake()
+        if self._deliver_now is None or not self._deliver_now(key):
+            self._wake()  # not sent on this thread (busy lane, Slack failing): the drainer takes it
 
     def has(self, key: str) -> bool:
         return self._store.outbox_message(key) is not None
@@ -197,6 +195,7 @@ class OutboxDrainer:
         # two never send the same row.
         self._owner = owner or f"outbox-{uuid.uuid4().hex[:12]}"
         self._lane_lease = lane_lease.total_seconds()
+        self._lane_locks = [threading.Lock() for _ in range(64)]
 
     def drain(self, limit: int = 500) -> int:
         """Send what is due now; returns how many were delivered."""
@@ -228,6 +227,16 @@ class OutboxDrainer:
         return key in heads and self._deliver_leased(message) == "sent"
 
     def _deliver_leased(self, message: OutboxMessage) -> Literal["sent", "dead", "waiting"]:
+        # Threads of this process share the lease's owner, so they also take the lane's (striped) lock.
+        lane_lock = self._lane_locks[hash(message.lane) % len(self._lane_locks)]
+        if not lane_lock.acquire(blocking=False):
+            return "waiting"
+        try:
+            return self._deliver_under_lease(message)
+        finally:
+            lane_lock.release()
+
+    def _deliver_under_lease(self, message: OutboxMessage) -> Literal["sent", "dead", "waiting"]:
         lease = f"outbox:{message.lane}"
         if self._store.acquire_lease(lease, self._owner, self._clock.now(), self._lane_lease) is None:
             return "waiting"  # another replica is delivering this lane
