@@ -10,15 +10,9 @@ change recorded. The baseline is one raw boto3 UpdateAlias to the same server, t
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,7 +20,7 @@ import boto3
 
 from bench.harness import Check, median, ms, percentile
 from bot.actors import cli_actor
-from bot.alarm_event import parse_sns_body
+from bot.alarm_event import SnsEnvelope, parse_sns_body
 from bot.alarm_responder import AlarmResponder
 from bot.aws.alarms import CloudWatchAlarms
 from bot.aws.traffic import LambdaTraffic
@@ -36,6 +30,7 @@ from bot.events import RecordingNotifier
 from bot.service import CanaryService
 from bot.store import SqliteStore
 from bot.verbs import StartArgs
+from canary_demo.moto_server import running_moto
 from canary_demo.seed import LEGO_API, PRODUCTION_ALIAS, seed_lego_api
 from canary_demo.simulator import _alarm_json
 
@@ -49,7 +44,7 @@ P99_OVER_RAW_MS = 100.0
 def run(*, trials: int = 50) -> list[Check]:
     # moto takes any credentials; named here so the run never reads (or needs) the machine's.
     session = boto3.Session(aws_access_key_id="bench", aws_secret_access_key="bench", region_name=REGION)
-    with moto_server() as endpoint, tempfile.TemporaryDirectory() as tmp:
+    with running_moto() as endpoint, tempfile.TemporaryDirectory() as tmp:
         lam = session.client("lambda", endpoint_url=endpoint)
         cloudwatch = session.client("cloudwatch", endpoint_url=endpoint)
         seed_lego_api(lam, session.client("iam", endpoint_url=endpoint))
@@ -109,7 +104,7 @@ def _raw_update_alias(lam: object) -> float:
     return time.perf_counter() - began
 
 
-def _started_canary_alarm(service: CanaryService, cloudwatch: object) -> object:
+def _started_canary_alarm(service: CanaryService, cloudwatch: object) -> SnsEnvelope:
     """Start a canary on v2 and return the notification of its error-rate alarm going to ALARM."""
     actor = cli_actor("bench")
     plan = service.plan(StartArgs(function=LEGO_API, version="2"), actor)
@@ -133,33 +128,4 @@ def _started_canary_alarm(service: CanaryService, cloudwatch: object) -> object:
     return parse_sns_body(json.dumps(body))
 
 
-@contextmanager
-def moto_server() -> Iterator[str]:
-    """moto_server (from moto[server], installed by the dev and demo extras) on a free loopback port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    url = f"http://127.0.0.1:{port}"
-    binary = Path(sys.executable).parent / "moto_server"
-    proc = subprocess.Popen(
-        [str(binary), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("moto_server did not start") from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-__all__ = ["moto_server", "run"]
+__all__ = ["run"]

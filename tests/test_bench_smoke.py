@@ -168,7 +168,11 @@ def test_store_dynamo_benchmark_counts_the_same_calls_per_canary_at_every_size()
     by_name = _by_name(checks)
     assert by_name["DynamoDB calls per tick, 4 vs 2 canaries"].passed
     one, two, four = (
-        int(by_name[f"store tick, {n} canar{'y' if n == 1 else 'ies'}: DynamoDB (moto) vs SQLite"].note.split()[0])
+        int(
+            by_name[
+                f"store tick, {n} canar{'y' if n == 1 else 'ies'}: DynamoDB (moto) vs SQLite"
+            ].note.split()[0]
+        )
         for n in (1, 2, 4)
     )
     # A steady tick: a few calls for the whole tick, then the same number for every canary.

@@ -59,7 +59,9 @@ def test_the_table_is_the_one_init_store_creates(template: dict[str, Any]) -> No
     assert table["BillingMode"] == wanted["BillingMode"] == "PAY_PER_REQUEST"
     assert table["KeySchema"] == wanted["KeySchema"]
     assert sorted(table["AttributeDefinitions"], key=str) == sorted(wanted["AttributeDefinitions"], key=str)
-    assert sorted(table["GlobalSecondaryIndexes"], key=str) == sorted(wanted["GlobalSecondaryIndexes"], key=str)
+    assert sorted(table["GlobalSecondaryIndexes"], key=str) == sorted(
+        wanted["GlobalSecondaryIndexes"], key=str
+    )
     assert table["TimeToLiveSpecification"] == {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
 
 
@@ -115,7 +117,9 @@ def test_the_responder_may_only_revert_aliases_and_delete_canary_alarms(template
     assert outside == {"lambda:GetAlias", "lambda:UpdateAlias", "cloudwatch:DeleteAlarms"}
 
 
-def test_the_responder_is_subscribed_to_the_alarm_topic_and_runs_the_handler(template: dict[str, Any]) -> None:
+def test_the_responder_is_subscribed_to_the_alarm_topic_and_runs_the_handler(
+    template: dict[str, Any],
+) -> None:
     [function] = resources(template, "AWS::Lambda::Function").values()
     assert function["Handler"] == "bot.lambda_responder.handler"
     assert function["Environment"]["Variables"]["CANARY_STORE_URL"] == {"Sub": "dynamodb://${StoreTable}"}

@@ -42,11 +42,15 @@ def test_the_recorder_counts_the_bots_calls_and_not_the_tests_set_up() -> None:
     assert "lambda:CreateAlias" not in recorded and "lambda:CreateAlias" not in before
 
 
-
 # init-store's calls run with an operator's credentials, not the bot's role.
 INIT_STORE_ONLY = {"dynamodb:CreateTable", "dynamodb:UpdateTimeToLive", "dynamodb:DescribeTimeToLive"}
 # A transaction is authorised item by item.
-TRANSACTION = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"}
+TRANSACTION = {
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:ConditionCheckItem",
+}
 
 
 def _the_templates_roles_grant_every_dynamodb_operation_the_store_makes(full_suite: bool) -> None:

@@ -83,7 +83,9 @@ def test_closing_an_intent_frees_the_deployment_for_the_next_one(store: StorePor
     store.create(make_deployment())
     first, _ = store.open_intent(intent("i-1"))
     store.save_intent(first.model_copy(update={"attempts": 2, "last_error": "throttled"}))
-    assert store.open_intent_for("dep-1") == first.model_copy(update={"attempts": 2, "last_error": "throttled"})
+    assert store.open_intent_for("dep-1") == first.model_copy(
+        update={"attempts": 2, "last_error": "throttled"}
+    )
 
     store.save_intent(first.model_copy(update={"status": "cancelled"}))
 

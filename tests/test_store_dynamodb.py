@@ -151,7 +151,9 @@ def test_an_audit_line_is_never_overwritten_even_if_its_sequence_is_reused(
 ) -> None:
     store.append_audit(make_audit(action="promote"))
     # A counter set back (by hand, or a restore) would point the next line at an existing one.
-    dynamodb.put_item(TableName=TABLE, Item={"pk": {"S": "DEP#dep-1"}, "sk": {"S": "SEQ#AUDIT"}, "n": {"N": "0"}})
+    dynamodb.put_item(
+        TableName=TABLE, Item={"pk": {"S": "DEP#dep-1"}, "sk": {"S": "SEQ#AUDIT"}, "n": {"N": "0"}}
+    )
 
     with pytest.raises(ClientError, match="ConditionalCheckFailed"):
         store.append_audit(make_audit(action="rollback"))
