@@ -21,10 +21,11 @@ import boto3
 import pytest
 
 from bot.store.dynamodb import DynamoStore
+from canary_demo.moto_server import free_port as _free_port
+from canary_demo.moto_server import running_moto
 from canary_demo.seed import LEGO_API, PRODUCTION_ALIAS, seed_lego_api
 from tests.support.fake_slack import FakeSlack
 from tests.support.sns_signing import alarm_message
-from tests.test_e2e_moto_server import _free_port
 
 BIN = Path(sys.executable).parent
 TABLE = "canary-bot-replicas"
@@ -41,19 +42,8 @@ def _wait(what: str, done: Callable[[], bool], timeout: float = 45.0) -> None:
 
 @pytest.fixture
 def moto_server() -> Iterator[str]:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait("moto_server", lambda: _answers(f"{url}/moto-api/"), timeout=20)
+    with running_moto() as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def _answers(url: str) -> bool:
