@@ -89,14 +89,10 @@ class Outbox:
         clock: Clock,
         *,
         wake: Callable[[], object] | None = None,
-        deliver_now: Callable[[str], bool] | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._wake = wake or (lambda: None)
-        # Answers to a response_url are tried at once on the caller's thread (a listener worker, never the ack
-        # path), so a burst of answers goes out in parallel; the row stays for the drainer if that attempt fails.
-        self._deliver_now = deliver_now
 
     def post(
         self,
@@ -142,8 +138,7 @@ class Outbox:
         """Queue an answer to a response_url (a slash command's or a click's), in order per URL."""
         key = key or f"respond:{uuid.uuid4().hex}"
         self._enqueue("respond", lane=f"respond:{url}", params={"url": url, **params}, key=key)
-        if self._deliver_now is None or not self._deliver_now(key):
-            self._wake()  # not sent on this thread (busy lane, Slack failing): the drainer takes it
+        self._wake()
 
     def has(self, key: str) -> bool:
         return self._store.outbox_message(key) is not None
@@ -217,14 +212,6 @@ class OutboxDrainer:
             return sent
         finally:
             self._lock.release()
-
-    def deliver(self, key: str) -> bool:
-        """Try to deliver one row now, on this thread (in order: only when it heads its lane). True if sent."""
-        message = self._store.outbox_message(key)
-        if message is None or message.status != "pending":
-            return False
-        heads = {m.key for m in self._store.outbox_heads(self._clock.now(), lane=message.lane)}
-        return key in heads and self._deliver_leased(message) == "sent"
 
     def _deliver_leased(self, message: OutboxMessage) -> Literal["sent", "dead", "waiting"]:
         # Threads of this process share the lease's owner, so they also take the lane's (striped) lock.

@@ -101,12 +101,7 @@ def build_runtime(
     policy = policy or load_policy(settings.policy_file)
     drainer = OutboxDrainer(store, slack, clock, lane_lease=settings.lease_ttl)
     background = None if inline else BackgroundDrainer(drainer)
-    outbox = Outbox(
-        store,
-        clock,
-        wake=drainer.drain if background is None else background.wake,
-        deliver_now=None if background is None else drainer.deliver,
-    )
+    outbox = Outbox(store, clock, wake=drainer.drain if background is None else background.wake)
     service = build_service(
         settings, policy=policy, clock=clock, store=store, aws=aws, slack=slack, outbox=outbox
     )
