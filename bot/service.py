@@ -29,7 +29,7 @@ from bot.events import (
     NullNotifier,
     StateNoted,
 )
-from bot.intents import Intent, IntentKind, Routing
+from bot.intents import Intent, IntentKind, Routing, same_weights
 from bot.model import AliasState, AuditRecord, Deployment, PeriodFigures, State
 from bot.ports import (
     AlarmsPort,
@@ -714,14 +714,6 @@ class CanaryService:
         did = _ACTION_WORDS.get(last.action, last.action.replace("_", " "))
         return f"{current.key} {did} by {_person(last.actor)} at {last.at:%H:%M} UTC"
 
-    def _in_progress_or_done(self, d: Deployment) -> str:
-        current = self.store.get(d.id) or d
-        if current.revision != d.revision:
-            return self._who_acted(current)
-        pending = [r for r in self.store.audit_for(d.id) if r.phase == "intent"]
-        who = f": {pending[-1].action.replace('_', ' ')} by {_person(pending[-1].actor)}" if pending else ""
-        return f"another action on {d.key} is in progress{who}; nothing was changed by yours"
-
     def _clear_stale_plan(self, function: str, alias: str, actor: Actor, now: datetime) -> None:
         live = self.store.live_for(function, alias)
         if live is None:
@@ -757,7 +749,7 @@ class CanaryService:
         """Raise AliasDrift when the alias is not what this deployment last left it as."""
         version, weights = canary.expected_routing(d)
         same_revision = d.alias_revision is None or alias.revision_id == d.alias_revision
-        same_routing = alias.version == version and _same_weights(alias.weights, weights)
+        same_routing = alias.version == version and same_weights(alias.weights, weights)
         if not (same_revision and same_routing):
             raise AliasDrift(
                 f"{d.key} was changed outside canary-bot: it routes {alias.describe()}, "
@@ -954,10 +946,6 @@ def why_alarm_rollback_off(has_alarms: bool, topic_arn: str | None) -> str | Non
     if not topic_arn:
         return "CANARY_ALARM_TOPIC_ARN is not set: canary alarms have no action"
     return None
-
-
-def _same_weights(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
-    return a.keys() == b.keys() and all(math.isclose(a[k], b[k], abs_tol=1e-6) for k in a)
 
 
 def _describe(d: Deployment, version: str, weights: Mapping[str, float]) -> str:
