@@ -21,10 +21,10 @@ import boto3
 from bench.harness import Check, median, ms, percentile
 from bot.actors import cli_actor
 from bot.alarm_event import SnsEnvelope, parse_sns_body
-from bot.alarm_responder import AlarmResponder
 from bot.aws.alarms import CloudWatchAlarms
 from bot.aws.traffic import LambdaTraffic
 from bot.clock import SystemClock
+from bot.composition import alarm_responder
 from bot.config import load_policy
 from bot.events import RecordingNotifier
 from bot.service import CanaryService
@@ -57,7 +57,7 @@ def run(*, trials: int = 50) -> list[Check]:
             alarms=CloudWatchAlarms(cloudwatch, REGION),
             alarm_topic_arn=TOPIC,
         )
-        responder = AlarmResponder(service)
+        responder = alarm_responder(service)
         ours: list[float] = []
         raw: list[float] = []
         for _ in range(trials):

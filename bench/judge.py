@@ -35,10 +35,10 @@ import numpy as np
 from bench.harness import Check
 from bot.actors import cli_actor
 from bot.clock import ManualClock
+from bot.composition import soak_runner
 from bot.config import EMBEDDED_POLICY, Policy
 from bot.model import Deployment, PeriodFigures, State, Thresholds
 from bot.service import CanaryService
-from bot.soak import SoakRunner
 from bot.store import open_store
 from bot.verbs import StartArgs
 from canary_demo.fakes.metrics import FakeMetrics
@@ -246,7 +246,7 @@ def _soak(case: Case, policy: Policy, *, seed: int) -> tuple[State, float]:
     service = CanaryService(
         traffic=traffic, store=open_store("sqlite://:memory:"), policy=policy, clock=clock
     )
-    runner = SoakRunner(service, metrics, chart=_no_chart)
+    runner = soak_runner(service, metrics, chart=_no_chart)
     sim = _Simulator(
         function=FN,
         alias=ALIAS,
@@ -259,14 +259,14 @@ def _soak(case: Case, policy: Policy, *, seed: int) -> tuple[State, float]:
     plan = service.plan(StartArgs(function=FN, version="2"), _ACTOR)
     service.confirm(plan.deployment.id, _ACTOR)
     deployment_id = plan.deployment.id
-    d: Deployment | None = service.store.get(deployment_id)
+    d: Deployment | None = service.ports.store.get(deployment_id)
     while d is not None and d.state is State.CANARY:
         if case.onset and clock.now() - START == case.onset:
             sim.behaviours["2"] = case.canary
         sim.minute(clock.now(), minutes=int(PERIOD.total_seconds() // 60))
         clock.advance(PERIOD)
         runner.tick()
-        d = service.store.get(deployment_id)
+        d = service.ports.store.get(deployment_id)
     assert d is not None
     return d.state, (clock.now() - START - case.onset).total_seconds() / 60
 

@@ -37,6 +37,7 @@ from bench import tick
 from bench.harness import Check, median, ms
 from bot.aws.clients import aws_client
 from bot.clock import ManualClock
+from bot.composition import soak_runner
 from bot.config import Policy
 from bot.model import Deployment
 from bot.service import CanaryService
@@ -120,7 +121,7 @@ def measure(canaries: int, db: Path, *, repeats: int) -> SizeFigures:
     sqlite = SqliteStore(db)
     try:
         service, metrics = soaking_world(canaries, sqlite)
-        sqlite_runner = SoakRunner(service, metrics, chart=tick._no_chart)
+        sqlite_runner = soak_runner(service, metrics, chart=tick._no_chart)
         tick._expect_steady(sqlite_runner.tick(), canaries)  # posts the due report, notes the verdict
 
         client = aws_client("dynamodb", region="us-east-1")
@@ -131,9 +132,12 @@ def measure(canaries: int, db: Path, *, repeats: int) -> SizeFigures:
         calls: collections.Counter[str] = collections.Counter()
         client.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.update([model.name]))
         dynamo_service = CanaryService(
-            traffic=service.traffic, store=dynamo, policy=service.policy, clock=service.clock
+            traffic=service.ports.traffic,
+            store=dynamo,
+            policy=service.ports.policy,
+            clock=service.ports.clock,
         )
-        dynamo_runner = SoakRunner(dynamo_service, metrics, chart=tick._no_chart)
+        dynamo_runner = soak_runner(dynamo_service, metrics, chart=tick._no_chart)
 
         sqlite_ticks: list[float] = []
         dynamo_ticks: list[float] = []

@@ -26,6 +26,7 @@ from pathlib import Path
 from bench.harness import Check, median, ms
 from bot.actors import cli_actor
 from bot.clock import ManualClock
+from bot.composition import soak_runner
 from bot.config import Policy
 from bot.judge import DecisionKind
 from bot.model import Deployment, PeriodFigures, Thresholds
@@ -148,7 +149,7 @@ class _Subject:
         store = open_store(f"sqlite:///{db}")
         service, metrics = soaking_world(canaries, store)
         timed = _TimedMetrics(metrics)
-        runner = SoakRunner(service, timed, chart=_no_chart)
+        runner = soak_runner(service, timed, chart=_no_chart)
         _expect_steady(runner.tick(), canaries)  # posts the due report, notes the verdict
         return cls(canaries, store, metrics, timed, runner)
 

@@ -13,14 +13,13 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
-from bot import canary
-from bot.actors import BOT
 from bot.alarm_event import AlarmNotification, SnsEnvelope, parse_alarm
 from bot.events import AlarmAlert
 from bot.model import ROUTED_STATES, Deployment, State
-from bot.ports import StaleDeployment
-from bot.reconciler import DriveResult
-from bot.service import CanaryService
+from bot.ports import Clock, StorePort
+from bot.usecases.announcer import Announcer
+from bot.usecases.automatic import Automatic
+from bot.usecases.lookup import Lookup
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +41,21 @@ class AlarmOutcome(BaseModel):
 
 
 class AlarmResponder:
-    def __init__(self, service: CanaryService, *, default_channel: str | None = None) -> None:
-        self.service = service
+    def __init__(
+        self,
+        *,
+        automatic: Automatic,
+        lookup: Lookup,
+        announcer: Announcer,
+        store: StorePort,
+        clock: Clock,
+        default_channel: str | None = None,
+    ) -> None:
+        self._automatic = automatic
+        self._lookup = lookup
+        self._announcer = announcer
+        self._store = store
+        self._clock = clock
         self.default_channel = default_channel
 
     def handle(self, envelope: SnsEnvelope, *, received_at: datetime | None = None) -> AlarmOutcome:
@@ -57,12 +69,12 @@ class AlarmResponder:
         if envelope.Type != "Notification":
             return AlarmOutcome(message_id=envelope.MessageId, action="ignored")
         alarm = parse_alarm(envelope)
-        received_at = received_at or self.service.clock.now()
+        received_at = received_at or self._clock.now()
         return self._respond(envelope.MessageId, alarm, received_at)
 
     def _respond(self, message_id: str, alarm: AlarmNotification, received_at: datetime) -> AlarmOutcome:
         deployment = self._canary_for(alarm)
-        policy = self.service.policy.for_function(alarm.function_name) if alarm.function_name else None
+        policy = self._lookup.policy.for_function(alarm.function_name) if alarm.function_name else None
         recent = None if deployment is not None else self._recently_ended(alarm)
         about = deployment or recent
         channel = (about.channel if about else None) or (policy.channel if policy else None)
@@ -86,12 +98,12 @@ class AlarmResponder:
             self._publish(AlarmAlert(deployment=recent, follow_up=recent is not None, key=once, **base))
             return AlarmOutcome(action="alerted", deployment_id=recent.id if recent else None, **outcome)
         reason = f"alarm {alarm.AlarmName}: {alarm.NewStateReason}".strip()[:500]
-        result = self._roll_back(deployment, reason, received_at)
+        result = self._automatic.roll_back_for_alarm(deployment, reason=reason, received_at=received_at)
         story = f"alarm-rollback:{deployment.id}"  # one alert per canary, however many alarms fire
         if result is not None and result.status == "done":
             # When UpdateAlias answered, as the rollback message says: one event, one figure.
-            reverted_at = result.intent.done_at or self.service.clock.now()
-            self.service.store.claim(f"msg:{once}", reverted_at)  # the story tells this alarm
+            reverted_at = result.intent.done_at or self._clock.now()
+            self._store.claim(f"msg:{once}", reverted_at)  # the story tells this alarm
             self._publish(
                 AlarmAlert(
                     deployment=result.deployment,
@@ -111,7 +123,7 @@ class AlarmResponder:
         if result is None or result.status in ("busy", "closed"):
             # Another worker (a replica, the reconciler) holds this rollback and tells its story: this alarm is
             # a quiet note in the thread, never a second story.
-            current = self.service.store.get(deployment.id) or deployment
+            current = self._store.get(deployment.id) or deployment
             self._publish(AlarmAlert(deployment=current, follow_up=True, key=once, **base))
             return AlarmOutcome(action="rollback_joined", deployment_id=deployment.id, **outcome)
         error = result.error or "not applied yet"
@@ -128,38 +140,16 @@ class AlarmResponder:
         action = "rollback_stopped" if stopped else "rollback_pending"
         return AlarmOutcome(action=action, deployment_id=deployment.id, error=error, **outcome)
 
-    def _roll_back(self, d: Deployment, reason: str, received_at: datetime) -> DriveResult | None:
-        """Durable first (ROLLING_BACK + the rollback intent), then one attempt; None if the attempt was
-        left to the worker already on it. Raises only when nothing durable could be written."""
-        service = self.service
-        for _ in range(5):
-            current = service.store.get(d.id) or d
-            if not current.is_live:
-                return None
-            if current.state is State.ROLLING_BACK or not canary.can(current, "begin_rollback"):
-                break
-            try:
-                service.store.save(
-                    canary.begin_rollback(current, now=received_at, actor=BOT.label, reason=reason).deployment
-                )
-                break
-            except StaleDeployment:
-                continue
-        current = service.store.get(d.id) or d
-        return service.request_rollback(
-            current, BOT, reason=reason, detected_at=received_at, wait_for_lease=5.0
-        )
-
     def _recently_ended(self, alarm: AlarmNotification) -> Deployment | None:
         """The canary of this function:alias that ended (rolled back) in the last hour, if any."""
         function = alarm.function_name
-        if not function or self.service.policy.for_function(function) is None:
+        if not function or self._lookup.policy.for_function(function) is None:
             return None
-        alias = alarm.alias or self.service.alias_for(function, None)
-        latest = self.service.store.history(function, alias, 1)
+        alias = alarm.alias or self._lookup.alias_for(function, None)
+        latest = self._store.history(function, alias, 1)
         if not latest or latest[0].state is not State.ROLLED_BACK or latest[0].ended_at is None:
             return None
-        if self.service.clock.now() - latest[0].ended_at > RECENT:
+        if self._clock.now() - latest[0].ended_at > RECENT:
             return None
         return latest[0]
 
@@ -169,10 +159,10 @@ class AlarmResponder:
         An alarm scoped to the stable version (ExecutedVersion = stable) is not the canary's fault.
         """
         function = alarm.function_name
-        if not function or self.service.policy.for_function(function) is None:
+        if not function or self._lookup.policy.for_function(function) is None:
             return None
-        alias = alarm.alias or self.service.alias_for(function, None)
-        deployment = self.service.store.live_for(function, alias)
+        alias = alarm.alias or self._lookup.alias_for(function, None)
+        deployment = self._store.live_for(function, alias)
         if deployment is None or deployment.state not in ROUTED_STATES:
             return None
         if alarm.version is not None and alarm.version != deployment.canary_version:
@@ -180,4 +170,4 @@ class AlarmResponder:
         return deployment
 
     def _publish(self, alert: AlarmAlert) -> None:
-        self.service.notify(alert)  # logs and swallows a Slack failure: the rollback already happened
+        self._announcer.announce(alert)  # logs and swallows a Slack failure: the rollback already happened

@@ -17,6 +17,7 @@ from slack_sdk import WebClient
 
 from bot.config import Settings
 from bot.outbox import Outbox
+from bot.ports import Clock, StorePort
 from bot.service import CanaryService
 from bot.soak import SoakRunner
 from commands.base import Deps
@@ -56,6 +57,8 @@ def create_app(
     service: CanaryService,
     client: WebClient,
     *,
+    store: StorePort,
+    clock: Clock,
     inline: bool = False,
     soak: SoakRunner | None = None,
     outbox: Outbox | None = None,
@@ -76,10 +79,10 @@ def create_app(
         process_before_response=True,  # the ack functions answer on the request thread; work is lazy
         listener_executor=executor,
     )
-    deps = Deps(service=service, clock=service.clock, soak=soak, outbox=outbox)
+    deps = Deps(service=service, clock=clock, store=store, soak=soak, outbox=outbox)
     board = home.HomeBoard(client, deps, background=not inline)
     # Every change the service announces also re-publishes the App Homes people have open.
-    service.notifier = home.HomeRefreshingNotifier(service.notifier, board)
+    service.announcer.observe(board.on_announced)
     # replays first (a middleware: runs before every listener); fallback last (what no other listener takes)
     replays.register(app, deps)
     slash.register(app, deps)

@@ -14,7 +14,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
 
@@ -24,6 +24,11 @@ from bot.events import Notifier, NullNotifier
 from bot.outbox import Outbox
 from bot.ports import AlarmsPort, Clock, MetricsPort, StorePort, TrafficPort
 from bot.service import CanaryService, why_alarm_rollback_off
+
+if TYPE_CHECKING:
+    from bot.alarm_responder import AlarmResponder
+    from bot.soak import ChartRenderer, SoakRunner
+    from bot.watch import PromotionWatch
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +108,50 @@ def build_service(
         alarm_topic_arn=settings.alarm_topic_arn,
         lease_ttl=settings.lease_ttl,
         escalate_after=settings.escalate_after,
+    )
+
+
+def soak_runner(
+    service: CanaryService, metrics: MetricsPort, *, chart: ChartRenderer | None = None
+) -> SoakRunner:
+    """The soak loop (and the promotion watch inside it) on the service's use cases and ports."""
+    from bot.soak import SoakRunner
+
+    ports = service.ports
+    return SoakRunner(
+        automatic=service.automatic,
+        lookup=service.lookup,
+        announcer=service.announcer,
+        reconciler=service.reconciler,
+        store=ports.store,
+        traffic=ports.traffic,
+        clock=ports.clock,
+        metrics=metrics,
+        watch=promotion_watch(service),
+        chart=chart,
+    )
+
+
+def promotion_watch(service: CanaryService) -> PromotionWatch:
+    """The 24 h watch after a promotion (run inside the soak loop's tick)."""
+    from bot.watch import PromotionWatch
+
+    return PromotionWatch(
+        store=service.ports.store, lookup=service.lookup, queries=service.queries, announcer=service.announcer
+    )
+
+
+def alarm_responder(service: CanaryService, *, default_channel: str | None = None) -> AlarmResponder:
+    """What a CloudWatch alarm notification does, on the service's use cases and ports."""
+    from bot.alarm_responder import AlarmResponder
+
+    return AlarmResponder(
+        automatic=service.automatic,
+        lookup=service.lookup,
+        announcer=service.announcer,
+        store=service.ports.store,
+        clock=service.ports.clock,
+        default_channel=default_channel,
     )
 
 

@@ -23,6 +23,7 @@ from slack_sdk import WebClient
 
 from bot.alarm_event import BadNotification, SnsEnvelope
 from bot.alarm_responder import AlarmResponder
+from bot.composition import alarm_responder
 from bot.config import Settings, load_policy
 from bot.outbox import Outbox
 from bot.service import CanaryService
@@ -103,7 +104,7 @@ def build_responder() -> AlarmResponder:
         lease_ttl=settings.lease_ttl,
         escalate_after=settings.escalate_after,
     )
-    return AlarmResponder(service, default_channel=settings.alert_channel)
+    return alarm_responder(service, default_channel=settings.alert_channel)
 
 
 __all__ = ["build_responder", "envelope_of", "handler"]

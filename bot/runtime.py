@@ -16,7 +16,7 @@ from slack_sdk import WebClient
 
 from bot.alarm_responder import AlarmResponder
 from bot.app import create_app
-from bot.composition import AwsAdapters, aws_adapters, build_service
+from bot.composition import AwsAdapters, alarm_responder, aws_adapters, build_service, soak_runner
 from bot.config import Policy, Settings, load_policy
 from bot.events import AlarmAlert
 from bot.outbox import BackgroundDrainer, Outbox, OutboxDrainer
@@ -26,6 +26,7 @@ from bot.service import CanaryService
 from bot.sns_http import SnsHttpIntake
 from bot.sns_verify import SnsVerifier
 from bot.soak import SoakRunner
+from bot.usecases.announcer import Announcer
 
 log = logging.getLogger(__name__)
 
@@ -106,19 +107,24 @@ def build_runtime(
         settings, policy=policy, clock=clock, store=store, aws=aws, slack=slack, outbox=outbox
     )
     # Charts come from bot.charts, imported on the first report (matplotlib takes ~2 s to import: not at start).
-    soak = SoakRunner(service, aws.metrics)
+    soak = soak_runner(service, aws.metrics)
     scheduler = SoakScheduler(
-        soak, tick_every=tick_every or settings.tick_every, reconcile_every=settings.reconcile_every
+        soak,
+        tick_every=tick_every or settings.tick_every,
+        reconcile_every=settings.reconcile_every,
+        reconciler=service.reconciler,
     )
-    responder = AlarmResponder(service, default_channel=settings.alert_channel)
-    report_poison = poison_reporter(service, settings.alert_channel)
+    responder = alarm_responder(service, default_channel=settings.alert_channel)
+    report_poison = poison_reporter(store, clock, service.announcer, settings.alert_channel)
     sns_intake = SnsHttpIntake(SnsVerifier(settings.allowed_topics()), responder, on_poison=report_poison)
     queue = None
     if settings.alarm_queue_url and aws.sqs is not None:
         from bot.aws.alarm_queue import AlarmQueue
 
         queue = AlarmQueue(aws.sqs, settings.alarm_queue_url, responder.handle, report_poison)
-    app = create_app(settings, service, slack, inline=inline, soak=soak, outbox=outbox)
+    app = create_app(
+        settings, service, slack, store=store, clock=clock, inline=inline, soak=soak, outbox=outbox
+    )
     return Runtime(
         settings=settings,
         policy=policy,
@@ -137,15 +143,15 @@ def build_runtime(
     )
 
 
-def poison_reporter(service: CanaryService, channel: str | None) -> Any:
+def poison_reporter(store: StorePort, clock: Clock, announcer: Announcer, channel: str | None) -> Any:
     """Report an unreadable alarm notification once (per message id) to the log and the alert channel."""
 
     def report(message_id: str, reason: str) -> None:
         log.error("unreadable alarm notification %s: %s", message_id, reason)
-        if not service.store.claim(f"poison:{message_id}", service.clock.now()):
+        if not store.claim(f"poison:{message_id}", clock.now()):
             return
         alert = AlarmAlert(
-            at=service.clock.now(),
+            at=clock.now(),
             alarm_name="(unreadable notification)",
             state="UNREADABLE",
             reason=f"message {message_id}: {reason}",
@@ -153,6 +159,6 @@ def poison_reporter(service: CanaryService, channel: str | None) -> Any:
             deployment=None,
             channel=channel,
         )
-        service.notify(alert)
+        announcer.announce(alert)
 
     return report

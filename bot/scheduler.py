@@ -1,4 +1,4 @@
-"""When the soak loop runs: APScheduler 3 jobs around a SoakRunner.
+"""When the soak loop runs: APScheduler 3 jobs around a SoakRunner (any Ticker).
 
 - "canary-tick" (every `tick_every`): judge and act on every live canary (and follow the promoted versions
   still watched, bot.watch), then re-sync the deadline jobs.
@@ -20,7 +20,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
@@ -28,7 +28,9 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.model import Deployment, State
-from bot.soak import SoakRunner
+from bot.ports import Clock
+from bot.reconciler import Reconciler
+from bot.ticks import TickOutcome
 
 log = logging.getLogger(__name__)
 
@@ -49,20 +51,35 @@ def deadline_of(d: Deployment) -> datetime | None:
     return None  # held: nothing happens until a person resumes it
 
 
+class Ticker(Protocol):
+    """What the scheduler drives: bot.soak.SoakRunner."""
+
+    @property
+    def clock(self) -> Clock: ...
+
+    def tick(self, now: datetime | None = None) -> list[TickOutcome]: ...
+
+    def report(self, now: datetime | None = None) -> int: ...
+
+    def live(self) -> list[Deployment]: ...
+
+
 class SoakScheduler:
     def __init__(
         self,
-        runner: SoakRunner,
+        runner: Ticker,
         *,
         tick_every: timedelta = timedelta(minutes=1),
         report_check_every: timedelta = timedelta(minutes=1),
         scheduler: BaseScheduler | None = None,
         report_delay: timedelta = REPORT_DELAY,
         reconcile_every: timedelta = timedelta(seconds=5),
+        reconciler: Reconciler | None = None,
     ) -> None:
         if tick_every <= timedelta(0) or report_check_every <= timedelta(0):
             raise ValueError("tick_every and report_check_every must be positive")
         self.runner = runner
+        self._reconciler = reconciler  # None: no reconcile job (a runner on its own, in tests)
         self.scheduler: Any = scheduler or BackgroundScheduler(timezone=UTC)
         self._tick_every = tick_every
         self._report_every = report_check_every
@@ -93,14 +110,15 @@ class SoakScheduler:
             next_run_time=wall_now + self._report_delay,
             **self._interval_defaults(self._report_every),
         )
-        self.scheduler.add_job(
-            self.run_reconcile,
-            IntervalTrigger(seconds=_seconds(self._reconcile_every), timezone=UTC),
-            id=RECONCILE_JOB,
-            name="drive open traffic intents",
-            next_run_time=wall_now,
-            **self._interval_defaults(self._reconcile_every),
-        )
+        if self._reconciler is not None:
+            self.scheduler.add_job(
+                self.run_reconcile,
+                IntervalTrigger(seconds=_seconds(self._reconcile_every), timezone=UTC),
+                id=RECONCILE_JOB,
+                name="drive open traffic intents",
+                next_run_time=wall_now,
+                **self._interval_defaults(self._reconcile_every),
+            )
         self.sync_jobs()
         self.scheduler.start(paused=paused)
 
@@ -135,7 +153,9 @@ class SoakScheduler:
         """Drive the open intents; the first run after start-up drives all of them, whatever their backoff."""
         first = not self._reconciled_once
         self._reconciled_once = True
-        self._run("reconciling intents", lambda: self.runner.service.reconciler.run_once(all_open=first))
+        reconciler = self._reconciler
+        if reconciler is not None:
+            self._run("reconciling intents", lambda: reconciler.run_once(all_open=first))
 
     def run_reports(self) -> None:
         self._run("soak reports", self.runner.report)
@@ -155,10 +175,10 @@ class SoakScheduler:
 
         Deadlines already passed need no job: the interval tick decides them. Returns job id -> run time.
         """
-        now = self.runner.service.clock.now()
+        now = self.runner.clock.now()
         wanted = {
             f"{DEADLINE_PREFIX}{d.id}": moment
-            for d in self.runner.service.store.list_live()
+            for d in self.runner.live()
             if (moment := deadline_of(d)) is not None and moment > now
         }
         scheduled = {job.id: job for job in self.scheduler.get_jobs() if job.id.startswith(DEADLINE_PREFIX)}

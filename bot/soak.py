@@ -1,4 +1,4 @@
-"""The soak loop: fetch every live canary's figures, judge them, report in its thread, act via the service.
+"""The soak loop: fetch every live canary's figures, judge them, report in its thread, act (bot.usecases.automatic).
 
 `SoakRunner.tick(now)` is the whole automatic side of canary-bot (with bot.watch, which follows promoted
 versions for `watch_after_promote` in the same metrics round). Each tick:
@@ -8,7 +8,7 @@ versions for `watch_after_promote` in the same metrics round). Each tick:
 3. stores the figures, judges every complete period of the step (and, if the policy says so, the step's
    canary series against stable's with Mann-Whitney U),
 4. posts the soak report that fell due, so the thread reads "report 4/4" before "approval wanted",
-5. records the verdict and acts on `judge.decide` through CanaryService — the only code that changes state.
+5. records the verdict and acts on `judge.decide` through bot.usecases.automatic (traffic only through the AliasWriter).
 
 Nothing is remembered between ticks: decisions are derived from the stored deployment, the figures and
 `now`, and everything said once (reports, breach alerts) is claimed in the store first. Running tick twice at
@@ -33,9 +33,12 @@ from bot.events import SoakReport, StateNoted
 from bot.intents import Routing
 from bot.judge import Decision, DecisionKind, MetricVerdict, Outcome, PeriodVerdict
 from bot.model import AliasState, Deployment, PeriodFigures, State, Thresholds, VersionFigures
-from bot.ports import CanaryError, MetricsPort, WindowRequest
-from bot.service import CanaryService
+from bot.ports import CanaryError, Clock, MetricsPort, StorePort, TrafficPort, WindowRequest
+from bot.reconciler import Reconciler
 from bot.ticks import TickOutcome, align_down
+from bot.usecases.announcer import Announcer
+from bot.usecases.automatic import Automatic
+from bot.usecases.lookup import Lookup
 from bot.watch import PromotionWatch
 
 log = logging.getLogger(__name__)
@@ -62,12 +65,29 @@ def default_chart(d: Deployment, figures: list[PeriodFigures], thresholds: Thres
 
 class SoakRunner:
     def __init__(
-        self, service: CanaryService, metrics: MetricsPort, *, chart: ChartRenderer | None = None
+        self,
+        *,
+        automatic: Automatic,
+        lookup: Lookup,
+        announcer: Announcer,
+        reconciler: Reconciler,
+        store: StorePort,
+        traffic: TrafficPort,
+        clock: Clock,
+        metrics: MetricsPort,
+        watch: PromotionWatch,
+        chart: ChartRenderer | None = None,
     ) -> None:
-        self.service = service
+        self._automatic = automatic
+        self._lookup = lookup
+        self._announcer = announcer
+        self._reconciler = reconciler
+        self._store = store
+        self._traffic = traffic
+        self.clock = clock
         self.metrics = metrics
         self._chart = chart or default_chart
-        self._watch = PromotionWatch(service)
+        self._watch = watch
         # Per deployment: when the current run of failed metric fetches began, and its length (this process).
         self._metric_failures: dict[str, tuple[datetime, int]] = {}
         # The scheduler's jobs (interval tick, reports, deadlines) may overlap: one at a time per process.
@@ -78,7 +98,7 @@ class SoakRunner:
     def tick(self, now: datetime | None = None) -> list[TickOutcome]:
         """Judge every live canary once and act on what the judge decides, and follow every promoted version
         still watched (bot.watch: judged, never acted on). Never raises for one deployment."""
-        now = now or self.service.clock.now()
+        now = now or self.clock.now()
         with self._lock:
             live = self._soaking()
             watches, outcomes = self._watch.plan(now)
@@ -132,13 +152,12 @@ class SoakRunner:
         within this tick, and nothing is ever written over it. Those with a change in flight are skipped:
         the reconciler owns them."""
         kept: list[Deployment] = []
-        service = self.service
         for d in live:
-            if service.store.open_intent_for(d.id) is not None:
+            if self._store.open_intent_for(d.id) is not None:
                 kept.append(d)
                 continue
             try:
-                alias = service.traffic.get_alias(d.function, d.alias)
+                alias = self._traffic.get_alias(d.function, d.alias)
             except CanaryError as exc:
                 log.warning("could not read the alias of %s: %s", d.id, exc)
                 kept.append(d)
@@ -152,7 +171,7 @@ class SoakRunner:
                 f"{_describe_routing(d, version, weights)}. Nothing was changed; the canary is held until "
                 "someone resolves it."
             )
-            held = service.reconciler.hold_for_drift(d, reason, alias=alias)
+            held = self._reconciler.hold_for_drift(d, reason, alias=alias)
             kept.append(held or d)
         return kept
 
@@ -161,7 +180,7 @@ class SoakRunner:
             first, count = self._metric_failures.get(d.id, (now, 0))
             self._metric_failures[d.id] = (first, count + 1)
             if count + 1 == METRICS_FAILING_AFTER:
-                self.service.notify(
+                self._announcer.announce(
                     StateNoted(
                         deployment=d,
                         at=now,
@@ -175,12 +194,12 @@ class SoakRunner:
     def report(self, now: datetime | None = None) -> int:
         """Post the soak reports and watch check-ins that are due (ticks post them too; each goes out once).
         Returns how many."""
-        now = now or self.service.clock.now()
+        now = now or self.clock.now()
         posted = 0
         with self._lock:
             for d in self._soaking():
                 try:
-                    policy = self.service.policy_for(d.function)
+                    policy = self._lookup.policy_for(d.function)
                 except CanaryError as exc:
                     log.warning("no soak report for %s: %s", d.id, exc)
                     continue
@@ -189,10 +208,14 @@ class SoakRunner:
         return posted
 
     # ------------------------------------------------------------ read side (no AWS call)
+    def live(self) -> list[Deployment]:
+        """Every live deployment (for the scheduler's deadline jobs)."""
+        return self._store.list_live()
+
     def summary(self, d: Deployment) -> tuple[list[PeriodFigures], list[PeriodVerdict]]:
         """The current step's stored figures and their verdicts, judged exactly as the tick judges them."""
-        policy = self.service.policy_for(d.function)
-        figures = _step_figures(d, self.service.store.figures_for(d.id))
+        policy = self._lookup.policy_for(d.function)
+        figures = _step_figures(d, self._store.figures_for(d.id))
         return figures, self._judge(d, figures, policy)
 
     def latest_verdicts(self, deployments: Sequence[Deployment]) -> dict[str, PeriodVerdict]:
@@ -210,14 +233,14 @@ class SoakRunner:
 
     # ------------------------------------------------------------ one tick, step by step
     def _soaking(self) -> list[Deployment]:
-        return [d for d in self.service.store.list_live() if d.state in SOAKING_STATES]
+        return [d for d in self._store.list_live() if d.state in SOAKING_STATES]
 
     def _policies(self, live: Sequence[Deployment]) -> tuple[dict[str, FunctionPolicy], list[TickOutcome]]:
         policies: dict[str, FunctionPolicy] = {}
         unjudged: list[TickOutcome] = []
         for d in live:
             try:
-                policies[d.id] = self.service.policy_for(d.function)
+                policies[d.id] = self._lookup.policy_for(d.function)
             except CanaryError as exc:
                 # Taken out of the policy file mid-canary: nothing to judge against; people must decide.
                 log.error("cannot judge %s: %s", d.id, exc)
@@ -251,7 +274,7 @@ class SoakRunner:
     ) -> TickOutcome:
         decision: Decision | None = None
         try:
-            store = self.service.store
+            store = self._store
             if figures:
                 store.save_figures(listed.id, figures)
             # Re-read: a person may have acted while the metrics were in flight; their action wins.
@@ -300,7 +323,7 @@ class SoakRunner:
         text = verdict_text(verdicts[-1])
         if d.last_verdict == text and d.breach_streak == decision.breach_streak:
             return d
-        noted = self.service.note_verdict(d, verdict=text, breach_streak=decision.breach_streak)
+        noted = self._automatic.note_verdict(d, verdict=text, breach_streak=decision.breach_streak)
         if noted.last_verdict != text or _moved_on(d, noted):
             return None
         return noted
@@ -308,29 +331,29 @@ class SoakRunner:
     def _act(
         self, d: Deployment, decision: Decision, verdicts: Sequence[PeriodVerdict], now: datetime
     ) -> None:
-        service, reason = self.service, decision.reason
+        automatic, reason = self._automatic, decision.reason
         match decision.kind:
             case DecisionKind.CONTINUE:
                 return
             case DecisionKind.ROLLBACK:
-                service.rollback(d.function, d.alias, BOT, reason=reason, deployment_id=d.id, detected_at=now)
+                automatic.roll_back(d, reason=reason, detected_at=now)
             case DecisionKind.ALERT:
                 # Once per breach streak: the streak is named by the start of its first failing period.
                 first_failing = _judged(d, verdicts, now)[-decision.breach_streak]
                 key = f"alert:{d.id}:{d.step_index}:{first_failing.start.isoformat()}"
-                if self.service.store.claim(key, now):
-                    service.breach_alert(d, reason=reason)
+                if self._store.claim(key, now):
+                    automatic.breach_alert(d, reason=reason)
             case DecisionKind.NEXT_STEP:
-                service.next_step(d, reason=reason)
+                automatic.next_step(d, reason=reason)
             case DecisionKind.AWAIT_APPROVAL:
-                service.await_approval(d, reason=reason)
+                automatic.await_approval(d, reason=reason)
             case DecisionKind.PROMOTE:
-                service.auto_promote(d, reason=reason)
+                automatic.auto_promote(d, reason=reason)
             case DecisionKind.INCONCLUSIVE:
-                service.inconclusive(d, reason=reason)
+                automatic.inconclusive(d, reason=reason)
             case DecisionKind.APPROVAL_TIMEOUT:
-                action = decision.action or self.service.policy_for(d.function).on_approval_timeout
-                service.approval_timed_out(d, action=action, reason=reason)
+                action = decision.action or self._lookup.policy_for(d.function).on_approval_timeout
+                automatic.approval_timed_out(d, action=action, reason=reason)
 
     # ------------------------------------------------------------ reports
     def _report_safely(self, d: Deployment, policy: FunctionPolicy, now: datetime) -> int:
@@ -347,7 +370,7 @@ class SoakRunner:
         if due is None:
             return 0
         number, total = due
-        store = self.service.store
+        store = self._store
         if not store.claim(_report_key(d, number), now):
             return 0
         for skipped in range(1, number):
@@ -364,7 +387,7 @@ class SoakRunner:
             chart_png=self._render_chart(d, figures, policy.thresholds),
         )
         try:
-            self.service.notifier.publish(event)
+            self._announcer.announce(event)
         except Exception:
             log.exception("posting soak report %d/%d of %s failed", number, total, d.id)
         return 1

@@ -31,9 +31,11 @@ from bot.config import FunctionPolicy
 from bot.events import PostMortem, WatchAlert, WatchCheckIn
 from bot.judge import DecisionKind, Outcome, PeriodVerdict
 from bot.model import AliasState, AuditRecord, Deployment, PeriodFigures, State
-from bot.ports import CanaryError, WindowRequest
-from bot.service import CanaryService
+from bot.ports import CanaryError, StorePort, WindowRequest
 from bot.ticks import TickOutcome, align_down
+from bot.usecases.announcer import Announcer
+from bot.usecases.lookup import Lookup
+from bot.usecases.queries import Queries
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +62,16 @@ class WatchTick:
 class PromotionWatch:
     """The watch's part of a soak tick. SoakRunner runs it under its lock, inside its single metrics round."""
 
-    def __init__(self, service: CanaryService) -> None:
-        self.service = service
+    def __init__(self, *, store: StorePort, lookup: Lookup, queries: Queries, announcer: Announcer) -> None:
+        self._store = store
+        self._lookup = lookup
+        self._queries = queries
+        self._announcer = announcer
 
     # ------------------------------------------------------------ before the metrics round
     def plan(self, now: datetime) -> tuple[list[WatchTick], list[TickOutcome]]:
         """The watches to follow now: those running, and those over but not yet closed (claimed here)."""
-        store = self.service.store
+        store = self._store
         ticks: list[WatchTick] = []
         unfollowed: list[TickOutcome] = []
         for d in store.list_watching(now - CLOSE_LATE_BY):
@@ -75,7 +80,7 @@ class PromotionWatch:
             if closing and self._closed(d):
                 continue
             try:
-                policy = self.service.policy_for(d.function)
+                policy = self._lookup.policy_for(d.function)
             except CanaryError as exc:
                 log.error("cannot watch %s: %s", d.id, exc)
                 unfollowed.append(TickOutcome(d.id, None, "no policy to watch against", error=str(exc)))
@@ -89,7 +94,7 @@ class PromotionWatch:
         """The metrics round failed: the watches this tick would have closed are closed by a later one."""
         for tick in ticks:
             if tick.closing:
-                self.service.store.release(_end_key(tick.deployment))
+                self._store.release(_end_key(tick.deployment))
 
     # ------------------------------------------------------------ after it
     def follow(self, tick: WatchTick, fetched: list[PeriodFigures], now: datetime) -> TickOutcome:
@@ -98,7 +103,7 @@ class PromotionWatch:
         d = tick.deployment
         try:
             if fetched:
-                self.service.store.save_figures(d.id, fetched)
+                self._store.save_figures(d.id, fetched)
             outcome = self._judge(tick, fetched, now)
             if tick.closing:
                 return self._close(tick, now, outcome)
@@ -106,16 +111,16 @@ class PromotionWatch:
             return outcome
         except Exception as exc:
             if tick.closing:
-                self.service.store.release(_end_key(d))
+                self._store.release(_end_key(d))
             log.exception("watching %s failed", d.id)
             return TickOutcome(d.id, None, "watch not followed this tick", error=str(exc))
 
     def post_check_ins(self, now: datetime) -> int:
         """The check-ins that fell due (ticks post them too; each goes out once). Returns how many."""
         posted = 0
-        for d in self.service.store.list_watching(now):
+        for d in self._store.list_watching(now):
             try:
-                policy = self.service.policy_for(d.function)
+                policy = self._lookup.policy_for(d.function)
             except CanaryError as exc:
                 log.warning("no watch check-in for %s: %s", d.id, exc)
                 continue
@@ -134,13 +139,13 @@ class PromotionWatch:
         run = failing_tail(fetched, policy)
         if run and len(run) == len(fetched):
             # The run may reach back beyond this round's window: judge it over everything stored.
-            run = failing_tail(watch_figures(d, policy, self.service.store.figures_for(d.id)), policy)
+            run = failing_tail(watch_figures(d, policy, self._store.figures_for(d.id)), policy)
         if len(run) < policy.evaluation_periods:
             latest = max(fetched, key=lambda f: f.start)
             verdict = judge.judge_period(latest, policy.thresholds, min_invocations=policy.min_invocations)
             return TickOutcome(d.id, DecisionKind.CONTINUE, f"watching v{d.canary_version}: {verdict.reason}")
         reason = f"{run[-1].reason} for {len(run)} periods"
-        if self.service.store.claim(f"watch-alert:{d.id}:{run[0].start.isoformat()}", now):
+        if self._store.claim(f"watch-alert:{d.id}:{run[0].start.isoformat()}", now):
             alias, _ = self._read_alias(d)
             self._audit(d, now, WATCH_ALERT, reason, alias)
             self._publish(
@@ -160,7 +165,7 @@ class PromotionWatch:
         if due is None:
             return 0
         number, total = due
-        store = self.service.store
+        store = self._store
         if not store.claim(_check_in_key(d, number), now):
             return 0
         for skipped in range(1, number):  # missed while down: only the latest is posted
@@ -174,7 +179,7 @@ class PromotionWatch:
     def _close(self, tick: WatchTick, now: datetime, judged: TickOutcome) -> TickOutcome:
         """Verify the alias, post the post-mortem, and record the watch's end in the audit log."""
         d, policy = tick.deployment, tick.policy
-        stored = self.service.store.figures_for(d.id)
+        stored = self._store.figures_for(d.id)
         alias, error = self._read_alias(d)
         verdict = migration_text(d, alias, error)
         self._publish(
@@ -184,7 +189,7 @@ class PromotionWatch:
                 actor=BOT.label,
                 alias=alias,
                 alias_error=error,
-                soak_figures=self.service.soak_evidence(d),
+                soak_figures=self._queries.soak_evidence(d),
                 watch_figures=watch_figures(d, policy, stored),
             )
         )
@@ -193,11 +198,11 @@ class PromotionWatch:
 
     # ------------------------------------------------------------ plumbing
     def _closed(self, d: Deployment) -> bool:
-        return any(record.action == WATCH_ENDED for record in self.service.store.audit_for(d.id))
+        return any(record.action == WATCH_ENDED for record in self._store.audit_for(d.id))
 
     def _read_alias(self, d: Deployment) -> tuple[AliasState | None, str | None]:
         try:
-            return self.service.read_alias(d.function, d.alias), None
+            return self._queries.read_alias(d.function, d.alias), None
         except CanaryError as exc:
             log.warning("could not read %s for the watch: %s", d.key, exc)
             return None, str(exc)
@@ -205,7 +210,7 @@ class PromotionWatch:
     def _audit(
         self, d: Deployment, now: datetime, action: str, reason: str, alias: AliasState | None
     ) -> None:
-        self.service.store.append_audit(
+        self._store.append_audit(
             AuditRecord(
                 deployment_id=d.id,
                 at=now,
@@ -221,7 +226,7 @@ class PromotionWatch:
     def _publish(self, event: WatchCheckIn | WatchAlert | PostMortem) -> None:
         """A message that cannot be posted is logged; the watch goes on (and is not repeated)."""
         try:
-            self.service.notifier.publish(event)
+            self._announcer.announce(event)
         except Exception:
             log.exception("posting %s about %s failed", event.kind, event.deployment.id)
 

@@ -132,7 +132,7 @@ class DemoWorld:
             sqs,
             queue_url,
             self.runtime.responder.handle,
-            poison_reporter(self.runtime.service, CHANNEL),
+            poison_reporter(self.runtime.store, self.runtime.clock, self.runtime.service.announcer, CHANNEL),
             wait_seconds=0,
         )
         self.sim = TrafficSimulator(

@@ -17,7 +17,7 @@ from bot.actors import Actor, NotAuthorized
 from bot.canary import IllegalTransition, InvalidPlan
 from bot.config import PolicyError
 from bot.outbox import Outbox
-from bot.ports import AwsFailure, CanaryError, Clock, NotFound
+from bot.ports import AwsFailure, CanaryError, Clock, NotFound, StorePort
 from bot.service import ActionResult, CanaryService, NotInPolicy
 from bot.soak import SoakRunner
 from bot.units import format_percent
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 class Deps:
     service: CanaryService
     clock: Clock
+    store: StorePort  # for the replay guard's claims
     soak: SoakRunner | None = None  # latest figures for status and App Home, read from the store
     # Answers to response_urls go through the outbox (retried while Slack is down); None: sent at once.
     outbox: Outbox | None = None

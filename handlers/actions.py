@@ -88,7 +88,7 @@ def register(app: App, deps: Deps, board: HomeBoard) -> None:
         def ask_reason() -> Reply:
             # Authorize before asking for a reason: a refused clicker should not fill in a form first.
             d = deps.service.get(ref.deployment_id)
-            deps.service.authorizer.check(actor, deps.service.policy_for(d.function), "rollback", d)
+            deps.service.authorize(actor, d, "rollback")
             modal = views.rollback_reason_modal(d)
             # Carry where to answer (the button's response_url) and the revision the button was rendered for.
             modal["private_metadata"] = json.dumps(

@@ -17,7 +17,7 @@ from slack_sdk import WebClient
 
 from bot import views
 from bot.actors import Actor
-from bot.events import AnyEvent, MessageRef, Notifier, SoakReport, WatchCheckIn
+from bot.events import AnyEvent, SoakReport, WatchCheckIn
 from bot.model import Deployment
 from bot.views.lists import HOME_CHOICES
 from commands.base import Deps, Reply, ack_now
@@ -73,6 +73,14 @@ class HomeBoard:
         )
         self._client.views_publish(user_id=user_id, view=view)
 
+    # No state change in these: the Home shows the same buttons.
+    QUIET = (SoakReport, WatchCheckIn)
+
+    def on_announced(self, event: AnyEvent) -> None:
+        """Every change the bot announces brings the App Homes people have open up to date."""
+        if not isinstance(event, self.QUIET):
+            self.refresh_soon()
+
     def refresh_soon(self) -> None:
         """Ask for every open Home to be re-published (now when not in the background)."""
         if not self._background:
@@ -97,23 +105,6 @@ class HomeBoard:
                 self.publish(user_id)
             except Exception:
                 log.exception("could not refresh the App Home of %s", user_id)
-
-
-class HomeRefreshingNotifier:
-    """Tells people as the wrapped notifier does, then brings every open App Home up to date."""
-
-    QUIET = (SoakReport, WatchCheckIn)  # no state change: the Home shows the same buttons
-
-    def __init__(self, inner: Notifier, board: HomeBoard) -> None:
-        self.inner = inner
-        self._board = board
-
-    def publish(self, event: AnyEvent) -> MessageRef | None:
-        try:
-            return self.inner.publish(event)
-        finally:
-            if not isinstance(event, self.QUIET):
-                self._board.refresh_soon()
 
 
 def from_home(body: dict[str, Any]) -> bool:

@@ -42,7 +42,7 @@ def request_key(request: BoltRequest) -> str | None:
 def register(app: App, deps: Deps) -> None:
     def once(request: BoltRequest, next: Callable[[], BoltResponse]) -> BoltResponse:
         key = request_key(request)
-        if key is None or deps.service.store.claim(key, deps.clock.now()):
+        if key is None or deps.store.claim(key, deps.clock.now()):
             return next()
         log.warning("replayed Slack request refused (%s)", key[:30])
         if request.body.get("command"):

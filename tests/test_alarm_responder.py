@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from bot.alarm_event import BadNotification, SnsEnvelope, parse_sns_body
-from bot.alarm_responder import AlarmResponder
+from bot.composition import alarm_responder
 from bot.events import AlarmAlert, TrafficChanged
 from bot.model import State
 from bot.ports import AwsFailure
@@ -35,7 +35,7 @@ def _alerts(world: World) -> list[AlarmAlert]:
 def test_an_alarm_on_a_live_canary_rolls_it_back_at_once_and_alerts(identity: sns.SigningIdentity) -> None:
     world = make_world()
     world.start()
-    responder = AlarmResponder(world.service)
+    responder = alarm_responder(world.service)
     received = world.clock.now()
     world.clock.advance(timedelta(milliseconds=400))
 
@@ -57,7 +57,7 @@ def test_an_alarm_on_a_live_canary_rolls_it_back_at_once_and_alerts(identity: sn
 def test_the_same_notification_twice_is_handled_once(identity: sns.SigningIdentity) -> None:
     world = make_world()
     world.start()
-    responder = AlarmResponder(world.service)
+    responder = alarm_responder(world.service)
     envelope = _envelope(identity)
     assert responder.handle(envelope).action == "rolled_back"
     writes = len(world.traffic.routing_writes)
@@ -69,7 +69,7 @@ def test_the_same_notification_twice_is_handled_once(identity: sns.SigningIdenti
 def test_two_alarms_for_one_canary_give_one_rollback_and_one_story(identity: sns.SigningIdentity) -> None:
     world = make_world()
     world.start()
-    responder = AlarmResponder(world.service)
+    responder = alarm_responder(world.service)
     writes = len(world.traffic.routing_writes)
     assert responder.handle(_envelope(identity)).action == "rolled_back"
     second = _envelope(
@@ -89,7 +89,7 @@ def test_an_alarm_rollback_that_aws_throttles_stays_durable_and_the_reconciler_f
     world = make_world()
     world.start()
     world.traffic.fail_next(AwsFailure("ThrottlingException"))
-    outcome = AlarmResponder(world.service).handle(_envelope(identity))
+    outcome = alarm_responder(world.service).handle(_envelope(identity))
     assert outcome.action == "rollback_pending"  # acknowledged: the intent is in the store
     d = world.service.history(FN)[0].deployment
     assert d.state is State.ROLLING_BACK
@@ -102,7 +102,7 @@ def test_an_alarm_rollback_that_aws_throttles_stays_durable_and_the_reconciler_f
 
 def test_an_alarm_with_no_live_canary_only_alerts(identity: sns.SigningIdentity) -> None:
     world = make_world()
-    outcome = AlarmResponder(world.service).handle(_envelope(identity))
+    outcome = alarm_responder(world.service).handle(_envelope(identity))
     assert outcome.action == "alerted"
     assert world.traffic.routing_writes == []
     assert _alerts(world)[-1].rolled_back is False
@@ -113,7 +113,7 @@ def test_an_alarm_about_the_stable_version_does_not_roll_the_canary_back(
 ) -> None:
     world = make_world()
     world.start()
-    outcome = AlarmResponder(world.service).handle(_envelope(identity, version="1"))
+    outcome = alarm_responder(world.service).handle(_envelope(identity, version="1"))
     assert outcome.action == "alerted"
     assert world.alias() == ("1", {"2": 0.05})
 
@@ -121,7 +121,7 @@ def test_an_alarm_about_the_stable_version_does_not_roll_the_canary_back(
 def test_an_ok_notification_is_a_note_in_the_thread(identity: sns.SigningIdentity) -> None:
     world = make_world()
     world.start()
-    outcome = AlarmResponder(world.service).handle(_envelope(identity, state="OK"))
+    outcome = alarm_responder(world.service).handle(_envelope(identity, state="OK"))
     assert outcome.action == "noted"
     assert world.alias() == ("1", {"2": 0.05})
     alert = _alerts(world)[-1]
@@ -134,7 +134,7 @@ def test_a_drifted_alias_is_not_overwritten_and_the_alert_says_the_rollback_stop
     world = make_world()
     world.start()
     world.traffic.force_change(FN, "production", "1", {"2": 0.5})
-    outcome = AlarmResponder(world.service).handle(_envelope(identity))
+    outcome = alarm_responder(world.service).handle(_envelope(identity))
     assert outcome.action == "rollback_stopped"
     assert world.alias() == ("1", {"2": 0.5})
     assert "rollback stopped" in _alerts(world)[-1].reason
@@ -144,23 +144,23 @@ def test_a_message_that_is_not_an_alarm_is_poison(identity: sns.SigningIdentity)
     world = make_world()
     envelope = parse_sns_body(json.dumps(sns.notification("hello, not an alarm", identity)))
     with pytest.raises(BadNotification):
-        AlarmResponder(world.service).handle(envelope)
+        alarm_responder(world.service).handle(envelope)
 
 
 def test_a_failure_while_handling_releases_the_message_for_a_retry(identity: sns.SigningIdentity) -> None:
     world = make_world()
     world.start()
-    responder = AlarmResponder(world.service)
+    responder = alarm_responder(world.service)
     envelope = _envelope(identity)
-    original = world.service.request_rollback
+    original = world.service.automatic.roll_back_for_alarm
 
     def broken(*args: object, **kwargs: object) -> object:
         raise RuntimeError("database went away")
 
-    world.service.request_rollback = broken  # type: ignore[method-assign]
+    world.service.automatic.roll_back_for_alarm = broken  # type: ignore[method-assign]
     with pytest.raises(RuntimeError):
         responder.handle(envelope)
-    world.service.request_rollback = original  # type: ignore[method-assign]
+    world.service.automatic.roll_back_for_alarm = original  # type: ignore[method-assign]
     assert responder.handle(envelope).action == "rolled_back"
 
 
@@ -179,7 +179,7 @@ def _intake(
 
     verifier = SnsVerifier({sns.TOPIC_ARN}, cert_fetcher=certs, clock=world.clock)
     intake = SnsHttpIntake(
-        verifier, AlarmResponder(world.service), on_poison=lambda i, r: poison.append((i, r)), opener=opener
+        verifier, alarm_responder(world.service), on_poison=lambda i, r: poison.append((i, r)), opener=opener
     )
     return intake, poison, opened
 
@@ -260,7 +260,7 @@ def test_the_rollback_message_and_the_alarm_alert_give_one_measured_time(
 
     monkeypatch.setattr(world.clock, "now", ticking)
     received = read()
-    AlarmResponder(world.service).handle(_envelope(identity), received_at=received)
+    alarm_responder(world.service).handle(_envelope(identity), received_at=received)
     rollback = next(e for e in world.notifier.events if isinstance(e, TrafficChanged))
     alert = _alerts(world)[-1]
     assert rollback.reverted_at is not None and alert.reverted_at == rollback.reverted_at

@@ -150,7 +150,7 @@ def test_a_slow_slack_never_delays_the_change_that_refreshes_the_homes() -> None
     from bot.events import RecordingNotifier, StateNoted
     from bot.model import State
     from commands.base import Deps
-    from handlers.home import HomeBoard, HomeRefreshingNotifier
+    from handlers.home import HomeBoard
     from tests.support.canary_core import T0, in_state
     from tests.support.world import make_world
 
@@ -162,11 +162,15 @@ def test_a_slow_slack_never_delays_the_change_that_refreshes_the_homes() -> None
             published.set()
 
     world = make_world()
-    board = HomeBoard(SlowSlack(), Deps(service=world.service, clock=world.clock))  # type: ignore[arg-type]
+    deps = Deps(service=world.service, clock=world.clock, store=world.store)
+    board = HomeBoard(SlowSlack(), deps)  # type: ignore[arg-type]
     board.seen("U0VIEWER")
-    notifier = HomeRefreshingNotifier(RecordingNotifier(), board)
+    world.announcer.notifier = RecordingNotifier()
+    world.announcer.observe(board.on_announced)
     started = time.monotonic()
-    notifier.publish(StateNoted(deployment=in_state(State.HELD), at=T0, actor="canary-bot", what="held"))
+    world.announcer.announce(
+        StateNoted(deployment=in_state(State.HELD), at=T0, actor="canary-bot", what="held")
+    )
     assert time.monotonic() - started < 0.5
     assert not published.is_set()
     release.set()

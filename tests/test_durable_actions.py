@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from bot.actors import BOT, cli_actor
+from bot.actors import BOT, Authorizer, cli_actor
 from bot.events import Started, StateNoted, TrafficChanged
 from bot.intents import Intent, Routing, backoff
 from bot.model import State
@@ -25,11 +25,11 @@ def restarted(world: World) -> CanaryService:
     """A new process on the same store and the same AWS: nothing in memory survives."""
     return CanaryService(
         traffic=world.traffic,
-        store=world.service.store,
-        policy=world.service.policy,
+        store=world.store,
+        policy=world.service.ports.policy,
         clock=world.clock,
         notifier=world.notifier,
-        authorizer=world.service.authorizer,
+        authorizer=Authorizer(world.groups),
     )
 
 
@@ -62,7 +62,7 @@ def test_a_rollback_throttled_by_aws_is_retried_with_backoff_until_it_lands() ->
         world.service.rollback(FN, None, JOE, reason="p95 too high")
     d = world.service.live(FN)
     assert d.state is State.ROLLING_BACK
-    intent = world.service.store.open_intent_for(d.id)
+    intent = world.store.open_intent_for(d.id)
     assert intent is not None and intent.attempts == 1 and intent.next_attempt_at is not None
 
     world.service.reconciler.run_once()  # not due yet: backoff
@@ -98,7 +98,7 @@ def test_a_rollback_saved_without_its_intent_gets_one_on_the_next_pass() -> None
     """The process died between saving ROLLING_BACK and writing the intent."""
     world = make_world()
     did = world.start()
-    store = world.service.store
+    store = world.store
     from bot import canary
 
     d = store.get(did)
@@ -119,14 +119,14 @@ def test_a_rollback_supersedes_a_promote_that_is_still_being_retried() -> None:
         world.service.promote(FN, None, JOE)
     world.service.rollback(FN, None, JOE, reason="changed my mind")
     assert world.alias() == ("1", {})
-    intents = world.service.store.intents_for(world.service.history(FN)[0].deployment.id)
+    intents = world.store.intents_for(world.service.history(FN)[0].deployment.id)
     assert [(i.kind, i.status) for i in intents][-2:] == [("promote", "superseded"), ("rollback", "done")]
 
 
 def test_only_one_intent_per_deployment_is_open_at_a_time() -> None:
     world = make_world()
     did = world.start()
-    store = world.service.store
+    store = world.store
     d = store.get(did)
     assert d is not None
 
@@ -148,7 +148,7 @@ def test_only_one_intent_per_deployment_is_open_at_a_time() -> None:
 
 def test_a_lease_is_held_by_one_owner_until_it_lapses_and_the_token_grows_on_takeover() -> None:
     world = make_world()
-    store = world.service.store
+    store = world.store
     now = world.clock.now()
     first = store.acquire_lease("deployment:x", "a", now, 30)
     assert first is not None
@@ -168,18 +168,18 @@ def test_a_replica_that_lost_its_lease_does_not_record_the_change() -> None:
     service = world.service
     other = Reconciler(
         traffic=world.traffic,
-        store=service.store,
+        store=world.store,
         clock=world.clock,
-        policy=service.policy,
+        policy=service.ports.policy,
         notify=lambda e: None,
         owner="other-replica",
     )
     # Another replica holds the deployment's lease: our drive waits, then leaves the intent to it.
-    assert service.store.acquire_lease(lease_name(did), other.owner, world.clock.now(), 30) is not None
+    assert world.store.acquire_lease(lease_name(did), other.owner, world.clock.now(), 30) is not None
     with pytest.raises(ActionPending):
         service.promote(FN, None, JOE)
     assert world.alias() == ("1", {"2": 0.05})
-    service.store.release_lease(lease_name(did), other.owner)
+    world.store.release_lease(lease_name(did), other.owner)
     other.run_once()
     assert world.alias() == ("2", {})
     assert service.get(did).state is State.PROMOTED
@@ -196,7 +196,7 @@ def test_two_alarm_rollbacks_at_once_write_the_alias_once() -> None:
         barrier.wait()
         try:
             d = world.service.get(did)
-            world.service.request_rollback(d, BOT, reason="alarm")
+            world.service.automatic.roll_back_for_alarm(d, reason="alarm", received_at=world.clock.now())
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -240,7 +240,7 @@ def test_a_change_of_a_deployment_that_ended_meanwhile_is_dropped_unwritten() ->
     world = make_world()
     did = world.start()
     world.service.promote(FN, None, JOE)
-    store = world.service.store
+    store = world.store
     writes = len(world.traffic.routing_writes)
     late = Intent(
         id=new_intent_id(did, "weight"),

@@ -168,7 +168,7 @@ def test_a_recorded_thread_survives_a_save_of_a_copy_read_before_it() -> None:
 
     world = make_world()
     did = world.start()
-    store = world.service.store
+    store = world.store
     before = store.get(did)
     assert before is not None and before.thread_ts is None
     store.record_thread(did, "C0DEPLOYS", "1700000000.000100")

@@ -45,9 +45,9 @@ def test_a_replayed_click_is_not_run_again(sw: SlackWorld) -> None:
         views.ACTION_HOLD, views.button_value(d), user_id=APPROVER, response_url=sw.slack.response_url("h")
     )
     sw.dispatch(request)
-    audit, answers = len(sw.world.service.store.audit_for(d.id)), len(sw.responses())
+    audit, answers = len(sw.world.store.audit_for(d.id)), len(sw.responses())
     assert sw.dispatch(request).status == 200
-    assert len(sw.world.service.store.audit_for(d.id)) == audit
+    assert len(sw.world.store.audit_for(d.id)) == audit
     assert len(sw.responses()) == answers  # not even a refusal: the listener never ran
 
 

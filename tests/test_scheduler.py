@@ -10,9 +10,10 @@ import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.actors import cli_actor
-from bot.model import State
+from bot.composition import soak_runner
+from bot.model import Deployment, State
 from bot.scheduler import DEADLINE_PREFIX, REPORT_JOB, TICK_JOB, SoakScheduler, deadline_of
-from bot.soak import SoakRunner, TickOutcome
+from bot.soak import TickOutcome
 from tests.support.canary_core import in_state
 from tests.support.traffic_sim import SoakWorld, soak_world
 from tests.support.world import FN
@@ -73,7 +74,7 @@ def test_a_restart_recreates_the_deadline_jobs(scheduler: BackgroundScheduler) -
     assert d.state is State.AWAITING_APPROVAL
 
     # A new process: a fresh runner and scheduler on the same store.
-    fresh = SoakScheduler(SoakRunner(sw.world.service, sw.metrics), scheduler=scheduler)
+    fresh = SoakScheduler(soak_runner(sw.world.service, sw.metrics), scheduler=scheduler)
     fresh.start(paused=True)
 
     assert deadline_jobs(scheduler) == {f"{DEADLINE_PREFIX}{did}": d.approval_deadline}
@@ -127,9 +128,26 @@ def test_the_tick_job_ticks_and_resyncs(scheduler: BackgroundScheduler) -> None:
     assert deadline_jobs(scheduler) == {f"{DEADLINE_PREFIX}{did}": d.approval_deadline}
 
 
-class _BrokenRunner(SoakRunner):
+class _RunnerStub:
+    """What the scheduler drives (bot.scheduler.Ticker), delegating to the world's soak runner."""
+
     def __init__(self, sw: SoakWorld) -> None:
-        super().__init__(sw.world.service, sw.metrics)
+        self.clock = sw.world.clock
+        self._runner = sw.runner
+
+    def tick(self, now: datetime | None = None) -> list[TickOutcome]:
+        return self._runner.tick(now)
+
+    def report(self, now: datetime | None = None) -> int:
+        return self._runner.report(now)
+
+    def live(self) -> list[Deployment]:
+        return self._runner.live()
+
+
+class _BrokenRunner(_RunnerStub):
+    def __init__(self, sw: SoakWorld) -> None:
+        super().__init__(sw)
         self.ticks = self.reports = 0
 
     def tick(self, now: datetime | None = None) -> list[TickOutcome]:
@@ -176,9 +194,9 @@ def test_intervals_must_be_positive() -> None:
         SoakScheduler(sw.runner, tick_every=timedelta(0))
 
 
-class _SignallingRunner(SoakRunner):
+class _SignallingRunner(_RunnerStub):
     def __init__(self, sw: SoakWorld) -> None:
-        super().__init__(sw.world.service, sw.metrics)
+        super().__init__(sw)
         self.ticked = threading.Event()
 
     def tick(self, now: datetime | None = None) -> list[TickOutcome]:
@@ -199,9 +217,9 @@ def test_a_started_scheduler_ticks_at_once_to_catch_up_after_a_restart(
     soak.shutdown()
 
 
-class _SlowRunner(SoakRunner):
+class _SlowRunner(_RunnerStub):
     def __init__(self, sw: SoakWorld) -> None:
-        super().__init__(sw.world.service, sw.metrics)
+        super().__init__(sw)
         self.started, self.release, self.finished = threading.Event(), threading.Event(), threading.Event()
 
     def tick(self, now: datetime | None = None) -> list[TickOutcome]:

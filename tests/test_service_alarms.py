@@ -48,7 +48,7 @@ def test_an_approver_may_override_the_alarm_guard_with_a_reason_which_is_audited
         slack_user("UAPPROVER1"),
     )
     assert plan.alarms_overridden == ("lego-api-5xx",)
-    record = world.service.store.audit_for(plan.deployment.id)[0]
+    record = world.store.audit_for(plan.deployment.id)[0]
     assert record.detail["override_alarms"] == "known flaky alarm, INC-42"
 
 
@@ -60,4 +60,4 @@ def test_a_non_approver_cannot_override_the_alarm_guard() -> None:
         world.service.plan(
             StartArgs(function=FN, version="2", override_alarms="trust me"), slack_user("UOUTSIDER")
         )
-    assert world.service.store.list_live() == []
+    assert world.store.list_live() == []

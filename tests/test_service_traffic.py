@@ -40,7 +40,7 @@ def test_every_traffic_change_is_audited_before_and_after_with_the_alias() -> No
     deployment_id = world.start()
     world.service.promote(FN, None, JOE)
 
-    records = world.service.store.audit_for(deployment_id)
+    records = world.store.audit_for(deployment_id)
     phases = [(r.action, r.phase) for r in records]
     assert phases == [
         ("plan", "event"),
@@ -114,7 +114,7 @@ def test_bad_start_requests_are_refused_without_touching_the_alias(args: StartAr
     with pytest.raises(error):
         world.service.plan(args, MARIA)
     assert world.alias() == ("1", {})
-    assert world.service.store.list_live() == []
+    assert world.store.list_live() == []
 
 
 def test_a_function_listed_in_the_policy_but_missing_in_lambda_is_reported() -> None:
@@ -167,7 +167,7 @@ def test_revision_mismatch_at_write_time_is_drift_not_a_retry() -> None:
     with pytest.raises(AliasDrift):
         world.service.promote(FN, None, JOE)
     assert world.alias() == ("1", {"2": 0.05})
-    failed = [r for r in world.service.store.audit_for(world.service.live(FN).id) if r.phase == "failed"]
+    failed = [r for r in world.store.audit_for(world.service.live(FN).id) if r.phase == "failed"]
     assert [r.action for r in failed] == ["promote"]
 
 
@@ -230,7 +230,7 @@ def test_a_failing_notifier_never_blocks_or_undoes_a_traffic_change() -> None:
         def publish(self, event: object) -> None:
             raise RuntimeError("slack is down")
 
-    world.service.notifier = Broken()
+    world.announcer.notifier = Broken()
     world.start()
     world.service.rollback(FN, None, JOE, reason="test")
     assert world.alias() == ("1", {})
@@ -316,9 +316,7 @@ def test_a_retry_after_a_write_that_landed_but_timed_out_just_records_it() -> No
     world.start()
     d = world.service.live(FN)
     world.traffic.force_change(FN, ALIAS, "2", {})  # the promote's write landed; its answer was lost
-    world.service.store.save(
-        d.model_copy(update={"alias_revision": world.traffic.get_alias(FN, ALIAS).revision_id})
-    )
+    world.store.save(d.model_copy(update={"alias_revision": world.traffic.get_alias(FN, ALIAS).revision_id}))
     result = world.service.promote(FN, None, JOE)
     assert result.deployment.state is State.PROMOTED
     assert world.alias() == ("2", {})

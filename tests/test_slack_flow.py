@@ -68,7 +68,7 @@ def test_cancel_button_cancels_the_plan_without_touching_the_alias(sw: SlackWorl
     buttons = sw.buttons(sw.last_response()["blocks"])
     sw.click(views.ACTION_START_CANCEL, buttons[views.ACTION_START_CANCEL], user=STARTER)
     assert sw.world.alias() == ("1", {})
-    assert sw.world.service.store.list_live() == []
+    assert sw.world.store.list_live() == []
 
 
 @pytest.mark.parametrize(
@@ -293,13 +293,19 @@ def test_a_bad_signature_or_an_old_timestamp_is_rejected_with_401(sw: SlackWorld
     assert sw.dispatch(bad).status == 401
     old = req.slash_command(text=f"start {FN} 2", timestamp=int(time.time()) - 301)
     assert sw.dispatch(old).status == 401
-    assert sw.world.service.store.list_live() == []
+    assert sw.world.store.list_live() == []
 
 
 def test_the_ack_comes_before_any_aws_call() -> None:
     """With listeners on worker threads (production mode), the ack returns while AWS is still blocked."""
     with slack_world() as sw:
-        app = create_app(Settings(SLACK_SIGNING_SECRET=req.SIGNING_SECRET), sw.world.service, sw.app.client)
+        app = create_app(
+            Settings(SLACK_SIGNING_SECRET=req.SIGNING_SECRET),
+            sw.world.service,
+            sw.app.client,
+            store=sw.world.store,
+            clock=sw.world.clock,
+        )
         release = threading.Event()
         real_get_alias = sw.world.traffic.get_alias
 

@@ -10,6 +10,7 @@ from bot import views
 from bot.actors import Authorizer
 from bot.app import create_app
 from bot.config import Settings
+from bot.service import CanaryService
 from bot.slack_client import RetryPolicy, make_web_client
 from bot.slack_groups import SlackGroupDirectory
 from tests.support import slack_requests as req
@@ -39,17 +40,23 @@ def _restart_while_slack_is_down(sw: SlackWorld) -> None:
     client = make_web_client(
         "xoxb-test", base_url=sw.slack.base_url, retry=RetryPolicy(sleep=lambda _s: None)
     )
-    sw.world.service.authorizer = Authorizer(
-        SlackGroupDirectory(client, sw.world.clock, store=sw.world.service.store)
+    world = sw.world
+    world.service = CanaryService(
+        traffic=world.traffic,
+        store=world.store,
+        policy=world.service.ports.policy,
+        clock=world.clock,
+        notifier=world.announcer.notifier,
+        authorizer=Authorizer(SlackGroupDirectory(client, world.clock, store=world.store)),
     )
     settings = Settings(SLACK_SIGNING_SECRET=req.SIGNING_SECRET, SLACK_BOT_TOKEN="xoxb-test")
-    sw.app = create_app(settings, sw.world.service, client, inline=True)
+    sw.app = create_app(settings, world.service, client, store=world.store, clock=world.clock, inline=True)
 
 
 def test_a_rollback_click_after_a_restart_during_a_slack_outage_reverts_the_alias(sw: SlackWorld) -> None:
     _start(sw)
     sw.command(f"extend {FN} 10m", user=APPROVER)  # an approver acts once: the group's members are seen
-    assert sw.world.service.store.group_members(GROUP) is not None
+    assert sw.world.store.group_members(GROUP) is not None
     sw.command(f'rollback {FN} --reason "errors up"', user=APPROVER)
     button = sw.buttons(sw.last_response()["blocks"])[views.ACTION_ROLLBACK]
     _restart_while_slack_is_down(sw)
@@ -66,7 +73,7 @@ def test_a_group_never_seen_while_slack_is_down_grants_nothing(sw: SlackWorld) -
     sw.command(f'rollback {FN} --reason "errors up"', user=STARTER)  # the starter: no group lookup needed
     button = sw.buttons(sw.last_response()["blocks"])[views.ACTION_ROLLBACK]
     _restart_while_slack_is_down(sw)
-    assert sw.world.service.store.group_members(GROUP) is None
+    assert sw.world.store.group_members(GROUP) is None
 
     sw.click(views.ACTION_ROLLBACK, button, user="UNOBODY")
 

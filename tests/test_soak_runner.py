@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from bot.actors import cli_actor
+from bot.composition import soak_runner
 from bot.config import Policy
 from bot.events import (
     AnyEvent,
@@ -24,7 +25,7 @@ from bot.events import (
 from bot.judge import DecisionKind, Outcome
 from bot.model import Deployment, PeriodFigures, State, Thresholds
 from bot.ports import AwsFailure, WindowRequest
-from bot.soak import SoakRunner, align_down, default_chart, due_report
+from bot.soak import align_down, default_chart, due_report
 from bot.verbs import StartArgs
 from canary_demo.fakes.metrics import FakeMetrics
 from tests.support.canary_core import started as core_started
@@ -42,7 +43,7 @@ def soaking(**policy: Any) -> tuple[SoakWorld, str]:
 
 
 def audit_actions(sw: SoakWorld, deployment_id: str) -> list[str]:
-    return [r.action for r in sw.world.service.store.audit_for(deployment_id) if r.phase in ("event", "done")]
+    return [r.action for r in sw.world.store.audit_for(deployment_id) if r.phase in ("event", "done")]
 
 
 # ---------------------------------------------------------------- several canaries
@@ -163,7 +164,7 @@ def test_a_metrics_failure_adds_no_figures_and_changes_nothing() -> None:
 def test_a_function_dropped_from_the_policy_is_reported_not_judged() -> None:
     sw, did = soaking()
     sw.sim.run(5)
-    sw.world.service.policy = Policy.model_validate({"defaults": {}, "functions": {ORDERS: {}}})
+    sw.world.service.lookup.policy = Policy.model_validate({"defaults": {}, "functions": {ORDERS: {}}})
 
     [outcome] = sw.sim.minute()
 
@@ -181,7 +182,7 @@ class _FailingNotifier(RecordingNotifier):
 
 def test_a_notifier_failure_never_breaks_the_loop() -> None:
     sw, did = soaking()
-    sw.world.service.notifier = _FailingNotifier()
+    sw.world.announcer.notifier = _FailingNotifier()
 
     sw.sim.run(60)
 
@@ -193,7 +194,7 @@ def test_a_chart_failure_posts_the_report_without_a_chart() -> None:
         raise RuntimeError("matplotlib exploded")
 
     sw, _ = soaking()
-    sw.runner = sw.sim.runner = SoakRunner(sw.world.service, sw.metrics, chart=broken)
+    sw.runner = sw.sim.runner = soak_runner(sw.world.service, sw.metrics, chart=broken)
 
     sw.sim.run(15)
 
@@ -272,7 +273,7 @@ class _PersonActsDuringFetch(FakeMetrics):
 def test_a_persons_action_during_the_metrics_round_wins() -> None:
     world = make_world()
     metrics = _PersonActsDuringFetch()
-    runner = SoakRunner(world.service, metrics, chart=lambda *_: None)
+    runner = soak_runner(world.service, metrics, chart=lambda *_: None)
     sim = TrafficSim(
         traffic=world.traffic, metrics=metrics, clock=world.clock, runner=runner, notifier=world.notifier
     )
@@ -319,7 +320,7 @@ def test_an_unchanged_verdict_is_not_written_again() -> None:
 def test_a_restarted_runner_does_not_repost_reports() -> None:
     sw, did = soaking()
     sw.sim.run(20)
-    sw.sim.runner = SoakRunner(sw.world.service, sw.metrics, chart=lambda *_: b"png")  # a new process
+    sw.sim.runner = soak_runner(sw.world.service, sw.metrics, chart=lambda *_: b"png")  # a new process
 
     sw.sim.run(40)
 
@@ -431,7 +432,7 @@ def test_rollback_event_carries_the_soak_figures() -> None:
 
 def test_reports_carry_a_real_png_chart_by_default() -> None:
     sw, _ = soaking()
-    sw.sim.runner = SoakRunner(sw.world.service, sw.metrics)
+    sw.sim.runner = soak_runner(sw.world.service, sw.metrics)
 
     sw.sim.run(15)
 

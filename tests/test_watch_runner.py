@@ -6,10 +6,11 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from bot.composition import promotion_watch
 from bot.config import FunctionPolicy
 from bot.events import AnyEvent, MessageRef, PostMortem
 from bot.model import Deployment, State
-from bot.watch import LOOKBACK, PromotionWatch, due_check_in, watch_window
+from bot.watch import LOOKBACK, due_check_in, watch_window
 from tests.support.canary_core import T0, in_state
 from tests.support.watch_sim import PERIODS_PER_HOUR, promoted_world
 
@@ -73,7 +74,7 @@ def test_two_replicas_planning_the_end_at_once_close_it_once() -> None:
     p = promoted_world()
     p.periods.run(24 * PERIODS_PER_HOUR, tick=False)
     now = p.sw.world.clock.now()
-    first, second = PromotionWatch(p.sw.world.service), PromotionWatch(p.sw.world.service)
+    first, second = promotion_watch(p.sw.world.service), promotion_watch(p.sw.world.service)
 
     ticks, _ = first.plan(now)
     assert [t.closing for t in ticks] == [True]
@@ -87,12 +88,12 @@ def test_a_failed_round_releases_the_end_for_the_next_tick() -> None:
     p = promoted_world()
     p.periods.run(24 * PERIODS_PER_HOUR, tick=False)
     now = p.sw.world.clock.now()
-    watch = PromotionWatch(p.sw.world.service)
+    watch = promotion_watch(p.sw.world.service)
     ticks, _ = watch.plan(now)
 
     watch.abandon(ticks)
 
-    again, _ = PromotionWatch(p.sw.world.service).plan(now)
+    again, _ = promotion_watch(p.sw.world.service).plan(now)
     assert [t.closing for t in again] == [True]
 
 
@@ -108,13 +109,13 @@ class BrokenSlack:
 def test_a_slack_outage_at_the_end_still_ends_the_watch_once() -> None:
     p = promoted_world()
     broken = BrokenSlack()
-    p.sw.world.service.notifier = broken
+    p.sw.world.announcer.notifier = broken
     p.periods.run(24 * PERIODS_PER_HOUR, tick_every=PERIODS_PER_HOUR)
     attempts = broken.attempts
 
     p.periods.hours(2)
 
     assert broken.attempts == attempts  # the post-mortem was tried once, and is not retried every tick
-    actions = [r.action for r in p.sw.world.service.store.audit_for(p.deployment_id)]
+    actions = [r.action for r in p.sw.world.store.audit_for(p.deployment_id)]
     assert actions.count("watch_ended") == 1
     assert p.sw.sim.outcomes[-1].error is None

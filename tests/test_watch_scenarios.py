@@ -8,13 +8,13 @@ import pytest
 
 from bot.actors import cli_actor
 from bot.comms import post_mortem
+from bot.composition import promotion_watch, soak_runner
 from bot.events import PostMortem, WatchAlert, WatchCheckIn
 from bot.model import State
 from bot.ports import AwsFailure
-from bot.soak import SoakRunner
 from bot.verbs import StartArgs
 from bot.views import post_mortem_blocks
-from bot.watch import CLOSE_LATE_BY, PromotionWatch
+from bot.watch import CLOSE_LATE_BY
 from tests.support.block_kit import text_of
 from tests.support.traffic_sim import HEALTHY
 from tests.support.watch_sim import PERIODS_PER_HOUR, Promoted, promoted_world
@@ -38,7 +38,7 @@ def test_promotion_starts_a_watch_of_the_policys_length() -> None:
     d = p.deployment()
     assert d.state is State.PROMOTED
     assert d.watch_until == p.promoted_at + timedelta(hours=24)
-    assert p.sw.world.service.store.list_watching(p.promoted_at) == [d]
+    assert p.sw.world.store.list_watching(p.promoted_at) == [d]
 
 
 def test_clean_watch_checks_in_every_6_hours_then_posts_the_post_mortem_at_24_hours() -> None:
@@ -99,7 +99,7 @@ def test_the_watch_records_its_end_and_then_falls_silent() -> None:
 
     assert len(p.sw.world.notifier.events) == said
     assert p.sw.metrics.calls == calls
-    [ended] = [r for r in p.sw.world.service.store.audit_for(p.deployment_id) if r.action == "watch_ended"]
+    [ended] = [r for r in p.sw.world.store.audit_for(p.deployment_id) if r.action == "watch_ended"]
     assert ended.reason == "Full migration verified: production routes 100% v2, no additional weights"
     assert ended.alias_after is not None and ended.alias_after["version"] == "2"
 
@@ -108,7 +108,7 @@ def test_soak_and_watch_figures_are_both_stored_and_told_apart_by_time() -> None
     p = promoted_world()
     p.periods.hours(24, tick_every=12)
 
-    stored = p.sw.world.service.store.figures_for(p.deployment_id)
+    stored = p.sw.world.store.figures_for(p.deployment_id)
     soak = [f for f in stored if f.end <= p.promoted_at]
     watch = [f for f in stored if f.start >= p.promoted_at]
     assert len(soak) == PERIODS_PER_HOUR and len(watch) == 24 * PERIODS_PER_HOUR
@@ -185,7 +185,7 @@ def test_an_alias_changed_during_the_watch_is_reported_in_the_post_mortem() -> N
     [pm] = post_mortems(p)
     assert pm.alias is not None and (pm.alias.version, pm.alias.weights) == ("1", {})
     assert routing_writes(p) == writes
-    [ended] = [r for r in p.sw.world.service.store.audit_for(p.deployment_id) if r.action == "watch_ended"]
+    [ended] = [r for r in p.sw.world.store.audit_for(p.deployment_id) if r.action == "watch_ended"]
     assert ended.reason == (
         "production now routes 100% v1, not 100% v2: the alias was changed after the promotion"
     )
@@ -219,8 +219,9 @@ def test_one_metrics_round_per_tick_with_a_live_canary_and_a_watched_promotion()
     p.sw.world.traffic.add_function("orders-api", versions=["1", "2"])
     p.sw.world.traffic.add_alias("orders-api", ALIAS, "1")
     world = p.sw.world
-    world.service.policy = world.service.policy.model_copy(
-        update={"functions": {**world.service.policy.functions, "orders-api": {"alias": ALIAS}}}
+    policy = world.service.lookup.policy
+    world.service.lookup.policy = policy.model_copy(
+        update={"functions": {**policy.functions, "orders-api": {"alias": ALIAS}}}
     )
     maria = cli_actor("maria")
     orders = world.service.plan(StartArgs(function="orders-api", version="2"), maria).deployment.id
@@ -243,7 +244,7 @@ def test_a_restarted_or_second_runner_posts_no_second_post_mortem_or_check_in() 
     assert len(p.sw.sim.events(WatchCheckIn)) == 3
 
     for _ in range(2):  # a restart, then a second replica, at the same moment and later
-        again = SoakRunner(p.sw.world.service, p.sw.metrics, chart=lambda *_: None)
+        again = soak_runner(p.sw.world.service, p.sw.metrics, chart=lambda *_: None)
         again.tick()
         again.report()
         again.tick(p.sw.world.clock.now() + HOUR)
@@ -286,6 +287,6 @@ def test_a_watch_over_for_longer_than_the_late_limit_is_left_alone() -> None:
     p.periods.hours(1)
     late = p.promoted_at + timedelta(hours=24) + CLOSE_LATE_BY + timedelta(minutes=1)
 
-    ticks, _ = PromotionWatch(p.sw.world.service).plan(late)
+    ticks, _ = promotion_watch(p.sw.world.service).plan(late)
 
     assert ticks == []

@@ -26,7 +26,7 @@ def promoted_in_slack(slack: FakeSlack) -> Promoted:
         client = make_web_client(
             "xoxb-test", base_url=slack.base_url, retry=RetryPolicy(sleep=lambda _: None)
         )
-        sw.world.service.notifier = SlackNotifier(client, sw.world.service.policy, sw.world.clock)
+        sw.world.announcer.notifier = SlackNotifier(client, sw.world.service.ports.policy, sw.world.clock)
 
     return promoted_world(before_start=use_slack)
 

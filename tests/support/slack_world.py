@@ -14,11 +14,13 @@ from slack_bolt.response import BoltResponse
 
 from bot.actors import Authorizer
 from bot.app import create_app
+from bot.clock import ManualClock
 from bot.config import Policy, Settings
 from bot.outbox import Outbox, OutboxDrainer
 from bot.slack_client import RetryPolicy, make_web_client
 from bot.slack_groups import SlackGroupDirectory
 from bot.slack_notifier import SlackNotifier
+from bot.store import open_store
 from tests.support import slack_requests as req
 from tests.support.fake_slack import FakeSlack
 from tests.support.world import World, make_world, policy_with
@@ -101,14 +103,19 @@ def slack_world(policy: Policy | None = None, **policy_overrides: Any) -> Iterat
         client = make_web_client(
             "xoxb-test", base_url=slack.base_url, retry=RetryPolicy(sleep=lambda _s: None)
         )
-        world = make_world(policy)
-        world.service.authorizer = Authorizer(
-            SlackGroupDirectory(client, world.clock, store=world.service.store)
+        clock = ManualClock()
+        store = open_store("sqlite://:memory:")
+        drainer = OutboxDrainer(store, client, clock)
+        outbox = Outbox(store, clock, wake=drainer.drain)  # inline: delivered before dispatch returns
+        world = make_world(
+            policy,
+            clock=clock,
+            store=store,
+            authorizer=Authorizer(SlackGroupDirectory(client, clock, store=store)),
+            notifier=SlackNotifier(client, policy, clock, outbox=outbox),
         )
-        store = world.service.store
-        drainer = OutboxDrainer(store, client, world.clock)
-        outbox = Outbox(store, world.clock, wake=drainer.drain)  # inline: delivered before dispatch returns
-        world.service.notifier = SlackNotifier(client, policy, world.clock, outbox=outbox)
         settings = Settings(SLACK_SIGNING_SECRET=req.SIGNING_SECRET, SLACK_BOT_TOKEN="xoxb-test")
-        app = create_app(settings, world.service, client, inline=True, outbox=outbox)
+        app = create_app(
+            settings, world.service, client, store=store, clock=clock, inline=True, outbox=outbox
+        )
         yield SlackWorld(world=world, slack=slack, app=app)

@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from bot.clock import ManualClock
+from bot.composition import soak_runner
 from bot.config import Policy
 from bot.events import RecordingNotifier
 from bot.model import Deployment, PeriodFigures, Thresholds
@@ -146,7 +147,7 @@ class SoakWorld:
     charts: list[int]  # how many figures each rendered chart was given
 
     def deployment(self, deployment_id: str) -> Deployment:
-        found = self.world.service.store.get(deployment_id)
+        found = self.world.store.get(deployment_id)
         assert found is not None
         return found
 
@@ -167,7 +168,7 @@ def soak_world(
         charts.append(len(figures))
         return b"\x89PNG stub"
 
-    runner = SoakRunner(world.service, metrics, chart=chart)
+    runner = soak_runner(world.service, metrics, chart=chart)
     sim = TrafficSim(
         traffic=world.traffic,
         metrics=metrics,

@@ -9,8 +9,10 @@ from bot.actors import Actor, Authorizer, cli_actor
 from bot.clock import ManualClock
 from bot.config import EMBEDDED_POLICY, Policy
 from bot.events import RecordingNotifier
+from bot.ports import StorePort
 from bot.service import CanaryService
 from bot.store import open_store
+from bot.usecases.announcer import Announcer
 from bot.verbs import StartArgs
 from canary_demo.fakes.traffic import FakeTraffic, lego_api_world
 
@@ -41,6 +43,15 @@ class World:
     service: CanaryService
     groups: StaticGroups = field(default_factory=StaticGroups)
 
+    @property
+    def store(self) -> StorePort:
+        return self.service.ports.store
+
+    @property
+    def announcer(self) -> Announcer:
+        """Tests swap what it tells (a broken notifier, a real Slack one) through `announcer.notifier`."""
+        return self.service.announcer
+
     def alias(self) -> tuple[str, dict[str, float]]:
         state = self.traffic.get_alias(FN, ALIAS)
         return state.version, dict(state.weights)
@@ -55,18 +66,13 @@ class World:
 
 def make_world(policy: Policy | None = None, **service_kwargs: Any) -> World:
     traffic = lego_api_world()
-    clock = ManualClock()
+    clock = service_kwargs.pop("clock", None) or ManualClock()
     notifier = RecordingNotifier()
     groups = StaticGroups({"S0SREONCALL": {"UAPPROVER1", "UAPPROVER2", "USTARTER"}})
-    service = CanaryService(
-        traffic=traffic,
-        store=open_store("sqlite://:memory:"),
-        policy=policy or policy_with(),
-        clock=clock,
-        notifier=notifier,
-        authorizer=Authorizer(groups),
-        **service_kwargs,
-    )
+    service_kwargs.setdefault("store", open_store("sqlite://:memory:"))
+    service_kwargs.setdefault("authorizer", Authorizer(groups))
+    service_kwargs.setdefault("notifier", notifier)
+    service = CanaryService(traffic=traffic, policy=policy or policy_with(), clock=clock, **service_kwargs)
     return World(traffic=traffic, clock=clock, notifier=notifier, service=service, groups=groups)
 
 
