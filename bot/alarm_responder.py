@@ -98,7 +98,9 @@ class AlarmResponder:
             self._publish(AlarmAlert(deployment=recent, follow_up=recent is not None, key=once, **base))
             return AlarmOutcome(action="alerted", deployment_id=recent.id if recent else None, **outcome)
         reason = f"alarm {alarm.AlarmName}: {alarm.NewStateReason}".strip()[:500]
-        result = self._automatic.roll_back_for_alarm(deployment, reason=reason, received_at=received_at)
+        result = self._automatic.roll_back_for_alarm(
+            deployment, alarm=alarm.AlarmName, reason=reason, received_at=received_at
+        )
         story = f"alarm-rollback:{deployment.id}"  # one alert per canary, however many alarms fire
         if result is not None and result.status == "done":
             # When UpdateAlias answered, as the rollback message says: one event, one figure.

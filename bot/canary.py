@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
-from bot.model import ROUTED_STATES, TERMINAL_STATES, AuditRecord, Deployment, State
+from bot.model import ROUTED_STATES, TERMINAL_STATES, AuditRecord, BreachCause, Deployment, State
 from bot.ports import CanaryError
 from bot.units import format_duration, format_percent
 
@@ -353,10 +353,13 @@ def promote(
     return _record(d, new, "promote", actor, reason, alias_before, alias_after)
 
 
-def begin_rollback(d: Deployment, *, now: datetime, actor: str, reason: str) -> Transition:
-    """Decide to roll back; the alias still carries the canary until finish_rollback."""
+def begin_rollback(
+    d: Deployment, *, now: datetime, actor: str, reason: str, cause: BreachCause | None = None
+) -> Transition:
+    """Decide to roll back; the alias still carries the canary until finish_rollback. `cause`: why the bot
+    decided it (the judge's metric or the alarm), None when a person did."""
     _require(d, "begin_rollback")
-    new = _update(d, now, state=State.ROLLING_BACK, held_from=None, held_at=None, reason=reason)
+    new = _update(d, now, state=State.ROLLING_BACK, held_from=None, held_at=None, reason=reason, cause=cause)
     return _record(d, new, "begin_rollback", actor, reason)
 
 
@@ -401,7 +404,12 @@ def _require(d: Deployment, action: str) -> None:
 
 
 def _update(d: Deployment, now: datetime, **changes: Any) -> Deployment:
-    return d.model_copy(update={**changes, "updated_at": now})
+    """`d` with `changes`, validated as a new Deployment: a misspelt field or a weight of 7.5 raises here,
+    in the core, instead of being saved (model_copy would take both silently)."""
+    unknown = sorted(set(changes) - set(Deployment.model_fields))
+    if unknown:
+        raise TypeError(f"no such Deployment field: {', '.join(unknown)}")
+    return Deployment.model_validate({**dict(d), **changes, "updated_at": now})
 
 
 def _shift(moment: datetime | None, by: timedelta) -> datetime | None:

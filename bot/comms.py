@@ -7,7 +7,6 @@ thread and in the summary are computed one way.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,10 +15,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from bot.canary import BOT_ACTOR
-from bot.judge import Outcome, judge_period
+from bot.judge import Outcome, breach_cause, judge_period
 from bot.model import (
     AliasState,
     AuditRecord,
+    BreachCause,
     Deployment,
     PeriodFigures,
     State,
@@ -117,62 +117,42 @@ class RollbackCause:
     next_steps: str
 
 
-# The judge's wording (MetricVerdict.describe): "<metric> <value> <sign> <limit>". Most specific first.
-_PATTERNS: tuple[tuple[re.Pattern[str], CauseKind, str, str], ...] = (
-    (
-        re.compile(r"error rate increase over stable (?P<v>\S+) > (?P<t>\S+)"),
-        "error_rate",
-        "Error rate exceeded stable's by more than {t} ({v})",
-        "elevated error rates",
-    ),
-    (
-        re.compile(r"error rate (?P<v>\S+) > (?P<t>\S+)"),
-        "error_rate",
-        "Error rate exceeded {t} ({v})",
-        "elevated error rates",
-    ),
-    (
-        re.compile(r"cache hit rate (?P<v>\S+) < (?P<t>\S+)"),
-        "cache",
-        "Cache hit rate below {t} ({v})",
-        "reduced cache performance",
-    ),
-    (
-        re.compile(r"cache-miss p95 (?P<v>\S+ ms) > (?P<t>\S+ ms)"),
-        "cache",
-        "Cache-miss latency above {t} ({v})",
-        "increased response times",
-    ),
-    (
-        re.compile(r"p95 vs stable (?P<v>\S+) > (?P<t>\S+)"),
-        "latency",
-        "P95 latency more than {t} stable's ({v})",
-        "increased response times",
-    ),
-    (
-        re.compile(r"\b(?P<m>p9[59]) (?P<v>\S+ ms) > (?P<t>\S+ ms)"),
-        "latency",
-        "{M} latency above {t} ({v})",
-        "increased response times",
-    ),
-)
+# How the seed's internal message names each failing metric; {v} the canary's figure, {t} the threshold.
+_CAUSE_WORDS: dict[str, tuple[str, str]] = {
+    "error_rate": ("Error rate exceeded {t} ({v})", "elevated error rates"),
+    "error_rate_increase": ("Error rate exceeded stable's by more than {t} ({v})", "elevated error rates"),
+    "error_rate_mann_whitney": ("Error rate worse than stable's ({v} vs {t})", "elevated error rates"),
+    "cache_hit_rate": ("Cache hit rate below {t} ({v})", "reduced cache performance"),
+    "cache_miss_p95_ms": ("Cache-miss latency above {t} ({v})", "increased response times"),
+    "p95_ratio": ("P95 latency more than {t} stable's ({v})", "increased response times"),
+    "p95_ms_mann_whitney": ("P95 latency worse than stable's ({v} vs {t})", "increased response times"),
+    "p95_ms": ("P95 latency above {t} ({v})", "increased response times"),
+    "p99_ms": ("P99 latency above {t} ({v})", "increased response times"),
+}
+_EXTERNAL = {
+    "error_rate": "elevated error rates",
+    "latency": "increased response times",
+    "cache": "reduced cache performance",
+}
 
 
-def rollback_cause(reason: str, *, automatic: bool) -> RollbackCause:
-    """Classify a rollback reason (the judge's or an alarm's wording, or what a person typed)."""
+def rollback_cause(reason: str, *, automatic: bool, cause: BreachCause | None = None) -> RollbackCause:
+    """What to say about a rollback: from the typed cause the judge or the alarm handed over; a person's
+    reason (or an automatic one without a metric, such as an approval timeout) is quoted as written."""
     text = reason.strip()
-    for pattern, kind, internal, external in _PATTERNS:
-        if match := pattern.search(text.lower()):
-            groups = match.groupdict()
-            shown = internal.format(v=groups["v"], t=groups["t"], M=groups.get("m", "").upper())
-            periods = re.search(r"for (\d+) periods", text)
-            if periods:
-                shown += f" for {periods.group(1)} consecutive periods"
-            return RollbackCause(kind, shown, external, _next_steps(kind))
-    if "alarm" in text.lower():
-        # The responder's reason already names it ('alarm canary-bot/…: …'): say "alarm" once.
-        shown = f"CloudWatch {text}" if text.lower().startswith("alarm ") else f"CloudWatch alarm: {text}"
+    if cause is not None and cause.kind == "alarm":
+        name = cause.alarm or "(unnamed)"
+        detail = text.removeprefix(f"alarm {name}:").strip() if text else ""
+        shown = f"CloudWatch alarm {name}" + (f": {detail}" if detail else "")
         return RollbackCause("alarm", shown, "an automated health alert", _next_steps("alarm"))
+    if cause is not None:
+        internal, external = _CAUSE_WORDS.get(
+            cause.metric or "", ("{m} outside its threshold ({v} vs {t})", _EXTERNAL[cause.kind])
+        )
+        shown = internal.format(v=cause.shown or "no data", t=cause.limit or "", m=cause.metric or "a metric")
+        if cause.periods is not None:
+            shown += f" for {cause.periods} consecutive periods"
+        return RollbackCause(cause.kind, shown, external, _next_steps(cause.kind))
     if automatic:
         return RollbackCause("alarm", f"Automatic: {text}", "an automated health check", _next_steps("alarm"))
     shown = f"Manual decision ({text})" if text else "Manual decision"
@@ -197,7 +177,7 @@ def internal_message(
 
     `automatic` (the bot decided, not a person) defaults to what the deployment records.
     """
-    cause = rollback_cause(reason, automatic=_automatic(d) if automatic is None else automatic)
+    cause = rollback_cause(reason, automatic=_automatic(d) if automatic is None else automatic, cause=d.cause)
     return "\n".join(
         (
             "🔴 ROLLBACK INITIATED",
@@ -214,7 +194,7 @@ def status_page_text(
     d: Deployment, *, reason: str, service_name: str | None, now: datetime, automatic: bool | None = None
 ) -> str:
     """The seed's 'External Communication (Status Page)' text: no versions, metrics or names."""
-    cause = rollback_cause(reason, automatic=_automatic(d) if automatic is None else automatic)
+    cause = rollback_cause(reason, automatic=_automatic(d) if automatic is None else automatic, cause=d.cause)
     name = service_name or d.function
     return "\n".join(
         (
@@ -368,7 +348,7 @@ def _issues(
 def _action_items(d: Deployment, watch: timedelta) -> list[str]:
     items = ["- [ ] Update runbook with actual metrics"]
     if d.state is State.ROLLED_BACK:
-        cause = rollback_cause(d.reason or "", automatic=_automatic(d))
+        cause = rollback_cause(d.reason or "", automatic=_automatic(d), cause=d.cause)
         items.insert(0, f"- [ ] {cause.next_steps} for v{d.canary_version}")
     elif watch > timedelta(0):
         items.append(
@@ -390,6 +370,7 @@ class FailingRun:
     end: datetime
     periods: int
     reason: str  # the failing metrics of its first period: "p95 180 ms > 100 ms"
+    cause: BreachCause | None = None  # its first failing metric, typed (for the action items)
 
 
 def failing_runs(
@@ -405,10 +386,13 @@ def failing_runs(
             current = None
             continue
         if current is not None and current.end == period.start:
-            runs[-1] = current = FailingRun(current.start, period.end, current.periods + 1, current.reason)
+            runs[-1] = current = FailingRun(
+                current.start, period.end, current.periods + 1, current.reason, current.cause
+            )
         else:
             reason = "; ".join(m.describe() for m in verdict.failing)
-            current = FailingRun(period.start, period.end, 1, reason)
+            cause = breach_cause(verdict.failing[0], periods=None) if verdict.failing else None
+            current = FailingRun(period.start, period.end, 1, reason, cause)
             runs.append(current)
     return runs
 
@@ -535,7 +519,7 @@ def _watch_actions(
     items = ["- [ ] Update runbook with actual metrics"]
     breaches = [run for run in watch_runs if run.periods >= evaluation_periods]
     if breaches:
-        cause = rollback_cause(breaches[0].reason, automatic=True)
+        cause = rollback_cause(breaches[0].reason, automatic=True, cause=breaches[0].cause)
         first = breaches[0].reason
         items.append(f"- [ ] {cause.next_steps} of the watch breach of v{d.canary_version} ({first})")
     if alias is None:

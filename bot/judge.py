@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot import evidence
 from bot.config import FunctionPolicy
-from bot.model import Deployment, PeriodFigures, State, Thresholds, VersionFigures
+from bot.model import BreachCause, CauseKind, Deployment, PeriodFigures, State, Thresholds, VersionFigures
 from bot.units import format_duration, format_percent
 
 Comparison = Literal["max", "min"]
@@ -628,6 +628,7 @@ class Decision(BaseModel):
     failing: list[MetricVerdict] = Field(
         default_factory=list
     )  # failing metrics of the last period, for messages
+    cause: BreachCause | None = None  # ROLLBACK and ALERT: the metric that decided it, as data
 
 
 _JUDGED_STATES = frozenset({State.CANARY, State.AWAITING_APPROVAL, State.HELD})
@@ -656,16 +657,23 @@ def decide(
     confident = [m for m in failing if m.sequential]
     if confident:
         # A count past its sequential boundary is already proof over the whole step: act now.
-        reason = confident[0].describe()
-        if d.state is State.HELD or policy.on_breach == "alert":
-            return make(DecisionKind.ALERT, reason)
-        return make(DecisionKind.ROLLBACK, reason)
+        kind = (
+            DecisionKind.ALERT
+            if d.state is State.HELD or policy.on_breach == "alert"
+            else DecisionKind.ROLLBACK
+        )
+        decided = make(kind, confident[0].describe())
+        return decided.model_copy(update={"cause": breach_cause(confident[0], periods=None)})
 
     if streak >= policy.evaluation_periods:
         reason = f"{periods[-1].reason} for {streak} periods"
-        if d.state is State.HELD or policy.on_breach == "alert":
-            return make(DecisionKind.ALERT, reason)
-        return make(DecisionKind.ROLLBACK, reason)
+        kind = (
+            DecisionKind.ALERT
+            if d.state is State.HELD or policy.on_breach == "alert"
+            else DecisionKind.ROLLBACK
+        )
+        cause = breach_cause(failing[0], periods=streak) if failing else None
+        return make(kind, reason).model_copy(update={"cause": cause})
 
     if d.state is State.AWAITING_APPROVAL and d.approval_deadline is not None and now >= d.approval_deadline:
         action = policy.on_approval_timeout
@@ -676,6 +684,36 @@ def decide(
         return make(*_end_of_soak(d, periods, policy))
 
     return make(DecisionKind.CONTINUE, _progress(d, periods, now))
+
+
+def cause_kind(metric: str) -> CauseKind:
+    """What a judged metric tells about the canary: error_rate*, cache_* (hit rate, miss latency), or else
+    latency (p95, p99, p95 vs stable, the Mann-Whitney p95 series)."""
+    if metric.startswith("error_rate"):
+        return "error_rate"
+    if metric.startswith("cache"):
+        return "cache"
+    return "latency"
+
+
+def breach_cause(m: MetricVerdict, *, periods: int | None) -> BreachCause:
+    """The failing metric as a typed cause: its figure and threshold (as the reports write them) and how
+    many periods in a row it failed (None: a count proven at once over the whole step)."""
+    value = m.value
+    shown, limit = (
+        _format_pair(value, m.threshold, m.unit)
+        if value is not None and not math.isnan(value)
+        else (None, None)
+    )
+    return BreachCause(
+        kind=cause_kind(m.metric),
+        metric=m.metric,
+        value=value,
+        threshold=m.threshold,
+        shown=shown,
+        limit=_format(m.threshold, m.unit) if limit is None else limit,
+        periods=periods,
+    )
 
 
 def required_passes(d: Deployment, policy: FunctionPolicy) -> int:

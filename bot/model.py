@@ -73,6 +73,25 @@ class Thresholds(BaseModel):
     max_p95_ratio: float | None = None  # canary p95 / stable p95
 
 
+CauseKind = Literal["error_rate", "latency", "cache", "alarm"]
+
+
+class BreachCause(BaseModel):
+    """Why the bot rolled a canary back, as data: the judge's failing metric (with its figure, threshold and
+    how many periods it failed) or the CloudWatch alarm. Messages render it; nobody parses the reason text."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: CauseKind
+    metric: str | None = None  # the judge's metric id: "error_rate", "p95_ms", "cache_hit_rate", …
+    value: float | None = None
+    threshold: float | None = None
+    shown: str | None = None  # value and threshold as the judge writes them: "2.5%", "0.1%", "180 ms"
+    limit: str | None = None
+    periods: int | None = None  # consecutive failing periods; None: proven at once over the whole step
+    alarm: str | None = None  # the alarm's name, for kind "alarm"
+
+
 class Deployment(BaseModel):
     """One canary of one alias, from plan to its end. Transitions live in bot.canary."""
 
@@ -85,7 +104,9 @@ class Deployment(BaseModel):
     canary_version: str
     steps: tuple[float, ...]  # canary weight of each step, each in (0, 1), rising
     step_index: int = 0
-    weight: float  # canary weight now (the planned first weight before start)
+    weight: float = Field(
+        ge=0, le=1, allow_inf_nan=False
+    )  # canary weight now (the planned first weight before start)
     soak: timedelta  # soak of each step
     state: State = State.PLANNED
     held_from: State | None = None  # where `resume` returns to
@@ -100,6 +121,7 @@ class Deployment(BaseModel):
     breach_streak: int = 0
     last_verdict: str | None = None
     reason: str | None = None  # why it ended (or was held)
+    cause: BreachCause | None = None  # why the bot rolled it back (None: a person did, or not rolled back)
     ended_by: str | None = None
     ended_at: datetime | None = None
     changes: dict[str, str | None] = Field(default_factory=dict)  # env published: KEY -> value, None = unset

@@ -336,7 +336,7 @@ class SoakRunner:
             case DecisionKind.CONTINUE:
                 return
             case DecisionKind.ROLLBACK:
-                automatic.roll_back(d, reason=reason, detected_at=now)
+                automatic.roll_back(d, reason=reason, detected_at=now, cause=decision.cause)
             case DecisionKind.ALERT:
                 # Once per breach streak: the streak is named by the start of its first failing period.
                 first_failing = _judged(d, verdicts, now)[-decision.breach_streak]

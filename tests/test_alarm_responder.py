@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from bot.alarm_event import BadNotification, SnsEnvelope, parse_sns_body
+from bot.comms import internal_message
 from bot.composition import alarm_responder
 from bot.events import AlarmAlert, TrafficChanged
 from bot.model import State
@@ -52,6 +53,10 @@ def test_an_alarm_on_a_live_canary_rolls_it_back_at_once_and_alerts(identity: sn
     rollback = next(e for e in world.notifier.events if isinstance(e, TrafficChanged))
     assert rollback.automatic and rollback.detected_at == received
     assert "alarm canary-bot/production-lego-api/production/v2/error-rate" in (rollback.reason or "")
+    d = world.service.history(FN)[0].deployment
+    assert d.cause is not None and d.cause.kind == "alarm" and d.cause.alarm == alert.alarm_name
+    text = internal_message(d, reason=d.reason or "", service_name=None, now=world.clock.now())
+    assert f"- Reason: CloudWatch alarm {alert.alarm_name}: Threshold Crossed" in text
 
 
 def test_the_same_notification_twice_is_handled_once(identity: sns.SigningIdentity) -> None:

@@ -341,3 +341,16 @@ def test_note_verdict_updates_streak_without_changing_state() -> None:
 def test_note_verdict_after_the_end_is_illegal() -> None:
     with pytest.raises(IllegalTransition):
         canary.note_verdict(in_state(State.PROMOTED), now=LATER, verdict="pass", breach_streak=0)
+
+
+def test_a_transition_refuses_a_misspelt_field_or_an_impossible_weight() -> None:
+    from bot.canary import _update
+
+    d = in_state(State.CANARY)
+    with pytest.raises(TypeError, match="no such Deployment field: wieght"):
+        _update(d, T0, wieght=0.25)
+    with pytest.raises(ValueError, match="weight"):
+        _update(d, T0, weight=7.5)
+    with pytest.raises(ValueError, match="weight"):
+        _update(d, T0, weight=float("nan"))
+    assert _update(d, T0, weight=0.25).weight == 0.25

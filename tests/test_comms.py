@@ -17,7 +17,8 @@ from bot.comms import (
     soak_totals,
     status_page_text,
 )
-from bot.model import AliasState, Deployment, PeriodFigures, State, Thresholds, VersionFigures
+from bot.judge import breach_cause, judge_period
+from bot.model import AliasState, BreachCause, Deployment, PeriodFigures, State, Thresholds, VersionFigures
 from tests.support.canary_core import PERIOD, T0, in_state, period, version
 
 NOW = datetime(2026, 11, 28, 14, 41, 5, tzinfo=T0.tzinfo)
@@ -27,12 +28,18 @@ def ended(state: State, **update: Any) -> Deployment:
     return in_state(state, steps=(0.05,)).model_copy(update=update)
 
 
+def judged(periods: int | None = 2, thresholds: Thresholds | None = None, **canary: Any) -> BreachCause:
+    """The typed cause the judge hands over for a period with these canary figures."""
+    verdict = judge_period(
+        period(T0, canary=version("42", **canary)), thresholds or Thresholds(), min_invocations=0
+    )
+    return breach_cause(verdict.failing[0], periods=periods)
+
+
 # ---------------------------------------------------------------- internal message
 def test_internal_message_has_the_seeds_lines_in_order() -> None:
-    d = ended(State.ROLLED_BACK, ended_by="canary-bot")
-    text = internal_message(
-        d, reason="error rate 2.5% > 0.1% for 2 periods", service_name="LEGO API", now=NOW
-    )
+    d = ended(State.ROLLED_BACK, ended_by="canary-bot", cause=judged(errors=25))
+    text = internal_message(d, reason="whatever the judge wrote", service_name="LEGO API", now=NOW)
     assert text.splitlines() == [
         "🔴 ROLLBACK INITIATED",
         "- Service: LEGO API (production)",
@@ -44,7 +51,12 @@ def test_internal_message_has_the_seeds_lines_in_order() -> None:
 
 
 def test_cache_breach_of_a_redis_canary_points_to_redis_debugging_and_the_in_memory_cache() -> None:
-    d = ended(State.ROLLED_BACK, ended_by="canary-bot", changes={"REDIS_URL": "redis://cache:6379"})
+    d = ended(
+        State.ROLLED_BACK,
+        ended_by="canary-bot",
+        changes={"REDIS_URL": "redis://cache:6379"},
+        cause=judged(cache_hits=720, cache_misses=280),
+    )
     text = internal_message(
         d, reason="cache hit rate 72% < 80% for 2 periods", service_name="LEGO API", now=NOW
     )
@@ -62,24 +74,39 @@ def test_manual_rollback_reads_as_a_manual_decision() -> None:
 
 
 @pytest.mark.parametrize(
-    ("reason", "kind", "internal"),
+    ("cause", "kind", "internal"),
     [
-        ("p95 250 ms > 100 ms for 2 periods", "latency", "P95 latency above 100 ms (250 ms)"),
-        ("p99 400 ms > 300 ms", "latency", "P99 latency above 300 ms (400 ms)"),
-        ("cache-miss p95 350 ms > 300 ms", "cache", "Cache-miss latency above 300 ms (350 ms)"),
-        ("error rate increase over stable 0.3% > 0.1%", "error_rate", "Error rate exceeded stable's"),
-        ("alarm canary-bot/fn/production/v42/error-rate in ALARM", "alarm", "CloudWatch alarm"),
+        (judged(p95_ms=250.0), "latency", "P95 latency above 100 ms (250 ms) for 2 consecutive periods"),
+        (judged(None, p99_ms=400.0), "latency", "P99 latency above 300 ms (400 ms)"),
+        (judged(cache_miss_p95_ms=350.0), "cache", "Cache-miss latency above 300 ms (350 ms)"),
+        (
+            judged(thresholds=Thresholds(error_rate=None, max_error_rate_increase=0.001), errors=3),
+            "error_rate",
+            "Error rate exceeded stable's by more than 0.1% (0.3%)",
+        ),
+        (
+            BreachCause(kind="alarm", alarm="canary-bot/fn/production/v42/error-rate"),
+            "alarm",
+            "CloudWatch alarm",
+        ),
     ],
 )
-def test_rollback_cause_reads_the_judges_and_alarms_wording(reason: str, kind: str, internal: str) -> None:
-    cause = rollback_cause(reason, automatic=True)
-    assert cause.kind == kind
-    assert cause.internal.startswith(internal)
+def test_the_rollback_message_renders_the_judges_and_alarms_typed_cause(
+    cause: BreachCause, kind: str, internal: str
+) -> None:
+    said = rollback_cause("text nobody parses", automatic=True, cause=cause)
+    assert said.kind == kind
+    assert said.internal.startswith(internal)
+
+
+def test_an_automatic_reason_without_a_cause_is_quoted_not_parsed() -> None:
+    said = rollback_cause("p95 250 ms > 100 ms for 2 periods", automatic=True)
+    assert said.internal == "Automatic: p95 250 ms > 100 ms for 2 periods"
 
 
 # ---------------------------------------------------------------- status page
 def test_status_page_text_has_the_seeds_shape_and_no_internals() -> None:
-    d = ended(State.ROLLED_BACK, ended_by="canary-bot")
+    d = ended(State.ROLLED_BACK, ended_by="canary-bot", cause=judged(errors=25))
     text = status_page_text(
         d, reason="error rate 2.5% > 0.1% for 2 periods", service_name="LEGO API", now=NOW
     )

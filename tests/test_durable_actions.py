@@ -196,7 +196,9 @@ def test_two_alarm_rollbacks_at_once_write_the_alias_once() -> None:
         barrier.wait()
         try:
             d = world.service.get(did)
-            world.service.automatic.roll_back_for_alarm(d, reason="alarm", received_at=world.clock.now())
+            world.service.automatic.roll_back_for_alarm(
+                d, alarm="errors", reason="alarm", received_at=world.clock.now()
+            )
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 

@@ -127,3 +127,30 @@ def test_the_product_does_not_import_the_demo_or_the_fakes() -> None:
     product = [name for name in graph() if not _under(name, DEMO_ONLY)]
     offenders = {name: sorted(m for m in graph()[name] if _under(m, DEMO_ONLY)) for name in product}
     assert {name: found for name, found in offenders.items() if found} == {}
+
+
+# The use cases talk to the world only through ports: no AWS, Slack or SQLite adapter, no Slack surface.
+USE_CASE_MAY_NOT_IMPORT = (
+    "bot.aws",
+    "bot.store",
+    "bot.slack_",
+    "bot.outbox",
+    "bot.app",
+    "bot.service",
+    "commands",
+    "handlers",
+)
+
+
+def test_the_use_cases_reach_the_world_only_through_ports() -> None:
+    use_cases = [name for name in graph() if _under(name, ("bot.usecases",))]
+    assert len(use_cases) >= 8, use_cases
+    for name in use_cases:
+        imported = graph()[name]
+        assert not [m for m in imported if _under(m, USE_CASE_MAY_NOT_IMPORT)], name
+        assert not [m for m in imported if m.split(".")[0] in OUTSIDE_WORLD], name
+
+
+def test_soak_watch_and_alarm_intake_do_not_reach_through_the_service() -> None:
+    for name in ("bot.soak", "bot.watch", "bot.alarm_responder", "bot.scheduler"):
+        assert "bot.service" not in graph()[name], name

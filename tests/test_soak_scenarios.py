@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from bot.comms import internal_message
 from bot.events import DecisionNeeded, SoakReport, TrafficChanged
 from bot.judge import Outcome
 from bot.model import State
@@ -133,21 +134,49 @@ def test_after_a_rollback_the_canary_gets_no_traffic_and_nothing_more_is_said() 
 
 
 @pytest.mark.parametrize(
-    ("change", "named"),
+    ("change", "named", "cause", "said"),
     [
-        ({"p95_ms": 180.0}, "p95 180 ms > 100 ms"),
-        ({"cache_hit_rate": 0.6}, "cache hit rate 60% < 80%"),
-        ({"cache_miss_p95_ms": 450.0}, "cache-miss p95 450 ms > 300 ms"),
+        (
+            {"p95_ms": 180.0},
+            "p95 180 ms > 100 ms",
+            ("latency", "p95_ms"),
+            "P95 latency above 100 ms (180 ms)",
+        ),
+        (
+            {"cache_hit_rate": 0.6},
+            "cache hit rate 60% < 80%",
+            ("cache", "cache_hit_rate"),
+            "Cache hit rate below 80% (60%)",
+        ),
+        (
+            {"cache_miss_p95_ms": 450.0},
+            "cache-miss p95 450 ms > 300 ms",
+            ("cache", "cache_miss_p95_ms"),
+            "Cache-miss latency above 300 ms (450 ms)",
+        ),
+        (
+            {"error_rate": 0.025},
+            "error rate 2.5% > 0.1%",
+            ("error_rate", "error_rate"),
+            "Error rate exceeded 0.1% (2.5%)",
+        ),
     ],
 )
-def test_each_threshold_of_the_table_rolls_back_and_is_named(change: dict[str, float], named: str) -> None:
+def test_each_threshold_of_the_table_rolls_back_and_is_named_from_the_judges_typed_cause(
+    change: dict[str, float], named: str, cause: tuple[str, str], said: str
+) -> None:
     sw, did = started()
     sw.sim.behave("2", **change)
 
     sw.sim.run(10)
 
-    assert state(sw, did) is State.ROLLED_BACK
-    assert sw.deployment(did).reason == f"{named} for 2 periods"
+    d = sw.deployment(did)
+    assert d.state is State.ROLLED_BACK
+    assert d.reason == f"{named} for 2 periods"
+    assert d.cause is not None and (d.cause.kind, d.cause.metric, d.cause.periods) == (*cause, 2)
+    policy = sw.world.service.policy_for(d.function)
+    text = internal_message(d, reason=d.reason, service_name=policy.service_name, now=sw.world.clock.now())
+    assert f"- Reason: {said} for 2 consecutive periods" in text
 
 
 def test_on_breach_alert_posts_one_breach_alert_and_leaves_the_alias() -> None:

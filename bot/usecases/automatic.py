@@ -9,7 +9,7 @@ from bot.actors import BOT
 from bot.config import FunctionPolicy
 from bot.events import DecisionNeeded
 from bot.intents import Routing
-from bot.model import AuditRecord, Deployment
+from bot.model import AuditRecord, BreachCause, Deployment
 from bot.ports import Clock, StaleDeployment, StorePort
 from bot.reconciler import DriveResult
 from bot.usecases.announcer import Announcer
@@ -59,16 +59,27 @@ class Automatic:
         d, after = self._writer.landed(result)
         return self._writer.answer(d, "next_step", after)
 
-    def roll_back(self, d: Deployment, *, reason: str, detected_at: datetime | None = None) -> ActionResult:
-        """The judge found a breach (on_breach: rollback) or the approval deadline passed."""
+    def roll_back(
+        self,
+        d: Deployment,
+        *,
+        reason: str,
+        detected_at: datetime | None = None,
+        cause: BreachCause | None = None,
+    ) -> ActionResult:
+        """The judge found a breach (on_breach: rollback; `cause` is its failing metric) or the approval
+        deadline passed."""
         return self._controlling.rollback(
-            d.function, d.alias, BOT, reason=reason, deployment_id=d.id, detected_at=detected_at
+            d.function, d.alias, BOT, reason=reason, deployment_id=d.id, detected_at=detected_at, cause=cause
         )
 
-    def roll_back_for_alarm(self, d: Deployment, *, reason: str, received_at: datetime) -> DriveResult | None:
+    def roll_back_for_alarm(
+        self, d: Deployment, *, alarm: str, reason: str, received_at: datetime
+    ) -> DriveResult | None:
         """Durable first (ROLLING_BACK + the rollback intent), then one attempt; None when the canary is no
         longer live. Raises only when nothing durable could be written (the alarm must come back)."""
-        marked = self._writer.begin_rollback(d, BOT, reason=reason, now=received_at)
+        cause = BreachCause(kind="alarm", alarm=alarm)
+        marked = self._writer.begin_rollback(d, BOT, reason=reason, now=received_at, cause=cause)
         if marked is None:
             return None
         return self._writer.request_rollback(

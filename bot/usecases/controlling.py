@@ -13,7 +13,7 @@ from bot import canary
 from bot.actors import Action, Actor, Authorizer
 from bot.events import StateNoted
 from bot.intents import Routing
-from bot.model import Deployment, State
+from bot.model import BreachCause, Deployment, State
 from bot.ports import Clock, StorePort, TrafficPort
 from bot.units import format_duration, format_percent
 from bot.usecases.announcer import Announcer
@@ -75,6 +75,7 @@ class Controlling:
         deployment_id: str | None = None,
         expected_revision: int | None = None,
         detected_at: datetime | None = None,
+        cause: BreachCause | None = None,
     ) -> ActionResult:
         """Revert the alias to 100% stable. A plan that never routed traffic is cancelled instead.
 
@@ -102,7 +103,7 @@ class Controlling:
             return ActionResult(
                 deployment=d, alias=after, message=f"plan for {d.key} cancelled; {after.describe()}"
             )
-        marked = self._writer.begin_rollback(d, actor, reason=reason, now=self._clock.now())
+        marked = self._writer.begin_rollback(d, actor, reason=reason, now=self._clock.now(), cause=cause)
         if marked is None or marked.state is not State.ROLLING_BACK:
             raise AlreadyActed(self._lookup.who_acted(marked or d))
         result = self._writer.request_rollback(

@@ -14,7 +14,7 @@ from bot import canary
 from bot.actors import Actor
 from bot.canary import Transition
 from bot.intents import Intent, IntentKind, Routing, same_weights
-from bot.model import AliasState, Deployment, State
+from bot.model import AliasState, BreachCause, Deployment, State
 from bot.ports import AliasDrift, Clock, IntentInProgress, StaleDeployment, StorePort
 from bot.reconciler import DriveResult, Reconciler, new_intent_id, rollback_intent
 from bot.usecases.lookup import Lookup
@@ -155,7 +155,9 @@ class AliasWriter:
             )
 
     # ------------------------------------------------------------ state only
-    def begin_rollback(self, d: Deployment, actor: Actor, *, reason: str, now: datetime) -> Deployment | None:
+    def begin_rollback(
+        self, d: Deployment, actor: Actor, *, reason: str, now: datetime, cause: BreachCause | None = None
+    ) -> Deployment | None:
         """Mark `d` ROLLING_BACK before its rollback intent (the soak stops acting on it; status shows what is
         happening), retrying over concurrent saves (a verdict, a thread saved). Returns the deployment as it
         now is, which may be in a state that cannot roll back; None once it is no longer live."""
@@ -167,7 +169,7 @@ class AliasWriter:
                 return current
             try:
                 return self.transition(
-                    canary.begin_rollback(current, now=now, actor=actor.label, reason=reason)
+                    canary.begin_rollback(current, now=now, actor=actor.label, reason=reason, cause=cause)
                 )
             except StaleDeployment:
                 current = self._store.get(d.id) or current

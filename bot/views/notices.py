@@ -102,7 +102,7 @@ def _rolled_back(event: TrafficChanged, *, policy: FunctionPolicy, now: datetime
         )
     else:
         timing = f"Reverted {clock(event.at, seconds=True)} · {by}"
-    cause = rollback_cause(reason, automatic=automatic)
+    cause = rollback_cause(reason, automatic=automatic, cause=d.cause)
     people = f" {mention(policy.approvers)}" if policy.approvers else ""
     lines = [
         f"*{BREACH} Rolled back {d.key} to v{d.stable_version} — {escape(clip(reason, REASON_MAX))}*",
