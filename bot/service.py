@@ -13,10 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.actors import Action, Actor, Authorizer
-from bot.config import FunctionPolicy, Policy
-from bot.events import AnyEvent, MessageRef, Notifier, NullNotifier
-from bot.model import AliasState, Deployment, PeriodFigures
+from bot.actors import Authorizer
+from bot.config import Policy
+from bot.events import Notifier, NullNotifier
 from bot.ports import AlarmsPort, Clock, NotFound, StorePort, TrafficPort
 from bot.reconciler import Reconciler
 from bot.usecases.announcer import Announcer
@@ -35,7 +34,6 @@ from bot.usecases.refusals import (
 from bot.usecases.results import PLAN_TTL, ActionResult, HistoryEntry, StartPlan, StatusEntry
 from bot.usecases.starting import Starting, default_id, why_alarm_rollback_off
 from bot.usecases.writer import AliasWriter
-from bot.verbs import StartArgs
 
 
 @dataclass(frozen=True)
@@ -117,152 +115,32 @@ class CanaryService:
             traffic=traffic, store=store, policy=policy, lookup=self.lookup, authorizer=authorizer
         )
 
-    # ------------------------------------------------------------ starting
+        # The front door: each verb is the use case's own method (one signature, no second copy here).
+        self.plan = self.starting.plan
+        self.confirm = self.starting.confirm
+        self.cancel = self.starting.cancel
+        self.promote = self.controlling.promote
+        self.rollback = self.controlling.rollback
+        self.set_weight = self.controlling.set_weight
+        self.hold = self.controlling.hold
+        self.resume = self.controlling.resume
+        self.extend = self.controlling.extend
+        self.status = self.queries.status
+        self.history = self.queries.history
+        self.read_alias = self.queries.read_alias
+        self.soak_evidence = self.queries.soak_evidence
+        self.authorize = self.queries.authorize
+        self.may = self.queries.may
+        self.policy_for = self.lookup.policy_for
+        self.alias_for = self.lookup.alias_for
+        self.live = self.lookup.live
+        self.get = self.lookup.get
+        # Something that happened outside a use case (a bad message, a poison alarm), told once.
+        self.notify = self.announcer.announce
+
     @property
     def alarm_rollback_off(self) -> str | None:
         return self.starting.alarm_rollback_off
-
-    def plan(self, args: StartArgs, actor: Actor) -> StartPlan:
-        return self.starting.plan(args, actor)
-
-    def confirm(
-        self, deployment_id: str, actor: Actor, *, expected_revision: int | None = None
-    ) -> ActionResult:
-        return self.starting.confirm(deployment_id, actor, expected_revision=expected_revision)
-
-    def cancel(
-        self, deployment_id: str, actor: Actor, *, expected_revision: int | None = None
-    ) -> ActionResult:
-        return self.starting.cancel(deployment_id, actor, expected_revision=expected_revision)
-
-    # ------------------------------------------------------------ controlling
-    def promote(
-        self,
-        function: str,
-        alias: str | None,
-        actor: Actor,
-        *,
-        deployment_id: str | None = None,
-        expected_revision: int | None = None,
-    ) -> ActionResult:
-        return self.controlling.promote(
-            function, alias, actor, deployment_id=deployment_id, expected_revision=expected_revision
-        )
-
-    def rollback(
-        self,
-        function: str,
-        alias: str | None,
-        actor: Actor,
-        *,
-        reason: str,
-        deployment_id: str | None = None,
-        expected_revision: int | None = None,
-        detected_at: datetime | None = None,
-    ) -> ActionResult:
-        return self.controlling.rollback(
-            function,
-            alias,
-            actor,
-            reason=reason,
-            deployment_id=deployment_id,
-            expected_revision=expected_revision,
-            detected_at=detected_at,
-        )
-
-    def set_weight(
-        self,
-        function: str,
-        alias: str | None,
-        actor: Actor,
-        *,
-        weight: float,
-        expected_revision: int | None = None,
-    ) -> ActionResult:
-        return self.controlling.set_weight(
-            function, alias, actor, weight=weight, expected_revision=expected_revision
-        )
-
-    def hold(
-        self,
-        function: str,
-        alias: str | None,
-        actor: Actor,
-        *,
-        reason: str | None,
-        deployment_id: str | None = None,
-        expected_revision: int | None = None,
-    ) -> ActionResult:
-        return self.controlling.hold(
-            function,
-            alias,
-            actor,
-            reason=reason,
-            deployment_id=deployment_id,
-            expected_revision=expected_revision,
-        )
-
-    def resume(
-        self,
-        function: str,
-        alias: str | None,
-        actor: Actor,
-        *,
-        deployment_id: str | None = None,
-        expected_revision: int | None = None,
-    ) -> ActionResult:
-        return self.controlling.resume(
-            function, alias, actor, deployment_id=deployment_id, expected_revision=expected_revision
-        )
-
-    def extend(
-        self,
-        function: str,
-        alias: str | None,
-        actor: Actor,
-        *,
-        by: timedelta,
-        deployment_id: str | None = None,
-        expected_revision: int | None = None,
-    ) -> ActionResult:
-        return self.controlling.extend(
-            function, alias, actor, by=by, deployment_id=deployment_id, expected_revision=expected_revision
-        )
-
-    # ------------------------------------------------------------ queries and lookups
-    def status(self, function: str | None = None, alias: str | None = None) -> list[StatusEntry]:
-        return self.queries.status(function, alias)
-
-    def history(self, function: str, alias: str | None = None, limit: int = 10) -> list[HistoryEntry]:
-        return self.queries.history(function, alias, limit)
-
-    def read_alias(self, function: str, alias: str | None = None) -> AliasState:
-        return self.queries.read_alias(function, alias)
-
-    def soak_evidence(self, d: Deployment) -> list[PeriodFigures]:
-        return self.queries.soak_evidence(d)
-
-    def authorize(self, actor: Actor, d: Deployment, action: Action) -> None:
-        self.queries.authorize(actor, d, action)
-
-    def may(self, actor: Actor, d: Deployment, action: Action) -> bool:
-        return self.queries.may(actor, d, action)
-
-    def policy_for(self, function: str) -> FunctionPolicy:
-        return self.lookup.policy_for(function)
-
-    def alias_for(self, function: str, alias: str | None) -> str:
-        return self.lookup.alias_for(function, alias)
-
-    def live(self, function: str, alias: str | None = None) -> Deployment:
-        return self.lookup.live(function, alias)
-
-    def get(self, deployment_id: str) -> Deployment:
-        return self.lookup.get(deployment_id)
-
-    def notify(self, event: AnyEvent) -> MessageRef | None:
-        """Tell people about something that happened outside a use case (a bad message, a poison alarm)."""
-        return self.announcer.announce(event)
 
 
 __all__ = [
