@@ -268,8 +268,8 @@ class StorePort(Protocol):
         """Add unless the key exists; True when added."""
         ...
 
-    def outbox_heads(self, now: datetime, limit: int = 50, *, lane: str | None = None) -> list[OutboxMessage]:
-        """The first pending message of each lane (or of `lane` only), when due."""
+    def outbox_heads(self, now: datetime, limit: int = 50) -> list[OutboxMessage]:
+        """The first pending message of each lane, when due."""
         ...
 
     def outbox_message(self, key: str) -> OutboxMessage | None: ...

@@ -738,13 +738,12 @@ class DynamoStore:
             raise
         return True
 
-    def outbox_heads(self, now: datetime, limit: int = 50, *, lane: str | None = None) -> list[OutboxMessage]:
-        """The first pending message of every lane (or of `lane`) whose next attempt is due, oldest first."""
+    def outbox_heads(self, now: datetime, limit: int = 50) -> list[OutboxMessage]:
+        """The first pending message of every lane whose next attempt is due, oldest first."""
         due = _stamp(_require_aware(now, "outbox_heads(now)"))
         heads: dict[str, dict[str, Any]] = {}
         for row in self._query_iter(index="outbox", condition="opk = :p", values={":p": _s("PENDING")}):
-            if lane is None or row["lane"]["S"] == lane:
-                heads.setdefault(row["lane"]["S"], row)
+            heads.setdefault(row["lane"]["S"], row)
         wanted = [row for row in heads.values() if row["next_at"]["S"] <= due]
         wanted.sort(key=lambda row: row["osk"]["S"])
         items = self._batch_get([_key(row["pk"]["S"], "OUTBOX") for row in wanted[:limit]])

@@ -432,14 +432,13 @@ class SqliteStore:
             )
             return cursor.rowcount == 1
 
-    def outbox_heads(self, now: datetime, limit: int = 50, *, lane: str | None = None) -> list[OutboxMessage]:
-        """The first pending message of every lane (or of `lane`) whose next attempt is due, oldest first."""
+    def outbox_heads(self, now: datetime, limit: int = 50) -> list[OutboxMessage]:
+        """The first pending message of every lane whose next attempt is due, oldest first."""
         rows = self._query(
             "SELECT id, body FROM outbox o WHERE status = 'pending' AND next_attempt_at <= ?"
-            " AND (? IS NULL OR lane = ?)"
             " AND id = (SELECT MIN(id) FROM outbox WHERE lane = o.lane AND status = 'pending')"
             " ORDER BY id LIMIT ?",
-            (_stamp(_require_aware(now, "outbox_heads(now)")), lane, lane, limit),
+            (_stamp(_require_aware(now, "outbox_heads(now)")), limit),
         )
         return [_load_outbox(row) for row in rows]
 
