@@ -74,7 +74,21 @@ class GroupDirectory(Protocol):
         ...
 
 
-Action = Literal["start", "promote", "rollback", "weight", "hold", "resume", "extend", "cancel", "override"]
+Action = Literal[
+    "start",
+    "promote",
+    "rollback",
+    "weight",
+    "hold",
+    "resume",
+    "extend",
+    "cancel",
+    "override",
+    "revert",
+    "fallback",
+    "lock",
+    "unlock",
+]
 
 
 class Authorizer:
@@ -94,9 +108,10 @@ class Authorizer:
             return
         self._check_channel(actor, policy)
         starter = deployment is not None and actor.is_person(deployment.created_by)
-        if action == "start":
+        if action in ("start", "lock"):
+            # Whoever may start canaries may also stop new ones (a lock); lifting one is an approver's call.
             if policy.deployers and not self._listed(actor.id, policy.deployers + policy.approvers):
-                raise NotAuthorized(f"{actor.mention} is not allowed to start canaries of this function")
+                raise NotAuthorized(f"{actor.mention} is not allowed to {action} canaries of this function")
             return
         if action in ("rollback", "hold", "extend", "cancel") and starter:
             return  # the starter may always back out or pause their own canary

@@ -53,6 +53,9 @@ LEGAL: dict[str, frozenset[State]] = {
     "begin_rollback": _ADJUSTABLE,
     "finish_rollback": frozenset({State.ROLLING_BACK}),
     "note_verdict": _ADJUSTABLE,
+    # After the canary: a promotion undone (`revert`), and the emergency fallback recorded (`fallback`).
+    "revert": frozenset({State.PROMOTED}),
+    "fallback": frozenset({State.PLANNED}),
 }
 
 # How each transition reads in "cannot …: deployment d-1 is promoted".
@@ -69,6 +72,8 @@ _VERBS: dict[str, str] = {
     "begin_rollback": "roll back",
     "finish_rollback": "finish the rollback",
     "note_verdict": "record a verdict",
+    "revert": "revert",
+    "fallback": "record the fallback",
 }
 
 
@@ -378,6 +383,42 @@ def finish_rollback(
         d, now, state=State.ROLLED_BACK, alias_revision=alias_revision, ended_by=actor, ended_at=now
     )
     return _record(d, new, "finish_rollback", actor, d.reason, alias_before, alias_after)
+
+
+def revert(d: Deployment, *, now: datetime, actor: str, reason: str, alias_revision: str) -> Transition:
+    """A promotion undone: the stable version (the one that served before) carries all of the alias again.
+
+    The deployment ends ROLLED_BACK, and its watch ends with it (watch_until cleared)."""
+    _require(d, "revert")
+    new = _update(
+        d,
+        now,
+        state=State.ROLLED_BACK,
+        alias_revision=alias_revision,
+        ended_by=actor,
+        ended_at=now,
+        reason=reason,
+        watch_until=None,
+    )
+    return _record(d, new, "revert", actor, reason)
+
+
+def fallback(d: Deployment, *, now: datetime, actor: str, version: str, alias_revision: str) -> Transition:
+    """The emergency fallback landed: `version` (the serving code without some variables) takes all of the
+    alias at once, with no soak. Recorded as a promotion of that version, so `revert` can undo it."""
+    _require(d, "fallback")
+    new = _update(
+        d,
+        now,
+        state=State.PROMOTED,
+        canary_version=version,
+        weight=1.0,
+        alias_revision=alias_revision,
+        ended_by=actor,
+        ended_at=now,
+        watch_until=None,
+    )
+    return _record(d, new, "fallback", actor, d.reason, detail={"version": version})
 
 
 # ---------------------------------------------------------------- bookkeeping

@@ -13,9 +13,11 @@ from pydantic import BaseModel
 
 from bot.actors import Actor, NotAuthorized
 from bot.canary import IllegalTransition, InvalidPlan
+from bot.composition import Runbook, build_runbook
 from bot.config import PolicyError
 from bot.console import Console
-from bot.model import Deployment
+from bot.locks import Locked
+from bot.model import DeployLock, Deployment
 from bot.ports import (
     AliasDrift,
     AwsFailure,
@@ -37,13 +39,17 @@ from bot.service import (
 from bot.units import format_duration, format_percent
 from bot.verbs import (
     ExtendArgs,
+    FallbackArgs,
     HelpArgs,
     HistoryArgs,
     HoldArgs,
+    LockArgs,
+    RevertArgs,
     RollbackArgs,
     StartArgs,
     StatusArgs,
     TargetArgs,
+    UnlockArgs,
     UsageError,
     VerbArgs,
     WeightArgs,
@@ -58,7 +64,8 @@ EXIT_OK, EXIT_AWS, EXIT_BAD_INPUT, EXIT_REFUSED = 0, 1, 2, 3
 
 CLI_USAGE = (
     "usage: canary-bot [--json] [--yes] VERB ...   (verbs: start status promote rollback history weight hold "
-    "resume extend help) | canary-bot serve | canary-bot init-store | canary-bot demo [--interactive]"
+    "resume extend revert fallback lock unlock help) | canary-bot serve | canary-bot init-store | "
+    "canary-bot demo [--interactive]"
 )
 
 
@@ -73,7 +80,8 @@ def exit_code_for(exc: BaseException) -> int:
         | StaleDeployment
         | NotAuthorized
         | IllegalTransition
-        | PublishConflict,
+        | PublishConflict
+        | Locked,
     ):
         return EXIT_REFUSED
     if isinstance(exc, AwsFailure):
@@ -81,15 +89,26 @@ def exit_code_for(exc: BaseException) -> int:
     return EXIT_AWS
 
 
-def run(words: list[str], service: CanaryService, actor: Actor, console: Console) -> int:
-    """Parse and run one verb. Every failure is one line (plus the usage line for bad input)."""
+def run(
+    words: list[str],
+    service: CanaryService,
+    actor: Actor,
+    console: Console,
+    runbook: Runbook | None = None,
+) -> int:
+    """Parse and run one verb. Every failure is one line (plus the usage line for bad input).
+
+    `runbook` (revert, fallback, locks) defaults to one built on the service's ports."""
     as_json = _pop_flag(words, "--json")
     yes = _pop_flag(words, "--yes") | _pop_flag(words, "-y")
     try:
         args = parse_words(words)
-        if as_json and not yes and args.verb in ("start", "promote", "rollback"):
+        if as_json and not yes and args.verb in ("start", "promote", "rollback", "revert", "fallback"):
             # A question would corrupt machine-readable output, and --json must not imply --yes.
             raise UsageError(f"--json with {args.verb} needs --yes (there is no one to ask)", args.verb)
+        if isinstance(args, RevertArgs | FallbackArgs | LockArgs | UnlockArgs | StatusArgs):
+            book = runbook or build_runbook(service)
+            return _dispatch_runbook(args, service, book, actor, console, as_json=as_json, yes=yes)
         return _dispatch(args, service, actor, console, as_json=as_json, yes=yes)
     except UsageError as exc:
         _fail(console, as_json, exc, usage=exc.usage)
@@ -175,9 +194,6 @@ def _dispatch(
                 args.function, args.alias, actor, reason=args.reason, expected_revision=d.revision
             )
             return emit(result, result.message)
-        case StatusArgs():
-            entries = service.status(args.function, args.alias)
-            return emit(entries, render_status(entries))
         case HistoryArgs():
             history = service.history(args.function, args.alias, args.limit)
             return emit(history, render_history(history))
@@ -194,6 +210,92 @@ def _dispatch(
             result = service.extend(args.function, args.alias, actor, by=args.by)
             return emit(result, result.message)
     raise UsageError(f"unsupported verb {args.verb}")
+
+
+def _dispatch_runbook(
+    args: RevertArgs | FallbackArgs | LockArgs | UnlockArgs | StatusArgs,
+    service: CanaryService,
+    book: Runbook,
+    actor: Actor,
+    console: Console,
+    *,
+    as_json: bool,
+    yes: bool,
+) -> int:
+    """Revert, fallback, lock and unlock (bot.usecases), and status (which shows the locks)."""
+
+    def emit(data: Any, text: str) -> int:
+        console.say(json.dumps(data, indent=2, default=str) if as_json else text)
+        return EXIT_OK
+
+    def ask(question: str, shown: str) -> bool:
+        if yes:
+            return True
+        console.say(shown)
+        if console.confirm(question):
+            return True
+        console.warn("not confirmed: nothing changed")
+        return False
+
+    match args:
+        case StatusArgs():
+            entries = service.status(args.function, args.alias)
+            locks = book.locks.locks(args.function, args.alias)
+            if as_json:  # the same list as ever (scripts read it); `lock`/`unlock` --json give the locks
+                return emit([e.model_dump(mode="json") for e in entries], "")
+            text = render_status(entries)
+            if locks:
+                text += "\n" + "\n".join(render_lock(lock) for lock in locks)
+            return emit(None, text)
+        case RevertArgs():
+            preview = book.revert.preview(args.function, args.alias)
+            d = preview.deployment
+            shown = (
+                f"Revert {d.key}: {preview.alias.describe()} → {preview.after} "
+                f"(undoes {d.id}'s promotion of v{d.canary_version})"
+            )
+            if not ask("Revert?", shown):
+                return EXIT_REFUSED
+            result = book.revert.revert(
+                d.function,
+                d.alias,
+                actor,
+                reason=args.reason,
+                deployment_id=d.id,
+                expected_revision=d.revision,
+            )
+            return emit(result.model_dump(mode="json"), result.message)
+        case FallbackArgs():
+            alias = service.read_alias(args.function, args.alias)
+            shown = (
+                f"Fall back {alias.function}:{alias.alias}: {alias.describe()} → 100% a new version with "
+                f"v{alias.version}'s code without {', '.join(args.unset_env)} (published now, no soak)"
+            )
+            if not ask("Fall back?", shown):
+                return EXIT_REFUSED
+            result = book.fallback.fallback(
+                args.function, args.alias, actor, unset=args.unset_env, reason=args.reason
+            )
+            return emit(result.model_dump(mode="json"), result.message)
+        case LockArgs():
+            locked = book.locks.lock(args.function, args.alias, actor, reason=args.reason)
+            return emit({"locks": [x.model_dump(mode="json") for x in locked.locks]}, locked.message)
+        case UnlockArgs():
+            unlocked = book.locks.unlock(args.function, args.alias, actor)
+            return emit({"removed": [x.model_dump(mode="json") for x in unlocked.locks]}, unlocked.message)
+    raise UsageError(f"unsupported verb {args.verb}")
+
+
+def render_lock(lock: DeployLock) -> str:
+    """One line per lock, plain text (the terminal reads no Slack markup)."""
+    since = f"{lock.since:%Y-%m-%d %H:%M} UTC"
+    what = (
+        f"{lock.function}:{lock.alias}"
+        if lock.version is None
+        else f"v{lock.version} of {lock.function}:{lock.alias}"
+    )
+    by = f" by {lock.locked_by}" if lock.version is None else ""
+    return f"locked: {what}{by} since {since}: {lock.reason}"
 
 
 def _confirmed(

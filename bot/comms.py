@@ -190,6 +190,23 @@ def internal_message(
     )
 
 
+def fallback_internal_message(d: Deployment, *, reason: str, service_name: str | None) -> str:
+    """The seed's internal rollback message for its emergency fallback (variables removed, code unchanged)."""
+    gone = ", ".join(d.changes)
+    note = " (in-memory cache)" if "REDIS_URL" in d.changes else ""
+    return "\n".join(
+        (
+            "🔴 EMERGENCY FALLBACK",
+            f"- Service: {_service(d, service_name)}",
+            f"- Reason: {rollback_cause(reason, automatic=False).internal}",
+            f"- Action: Version {d.canary_version} = version {d.stable_version} without {gone}{note}, "
+            "100% of traffic",
+            "- Status: Monitoring for stability",
+            f"- Next Steps: Root cause analysis; revert to version {d.stable_version} once fixed",
+        )
+    )
+
+
 def status_page_text(
     d: Deployment, *, reason: str, service_name: str | None, now: datetime, automatic: bool | None = None
 ) -> str:

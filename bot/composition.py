@@ -24,6 +24,8 @@ from bot.events import Notifier, NullNotifier
 from bot.outbox import Outbox
 from bot.ports import AlarmsPort, Clock, MetricsPort, StorePort, TrafficPort
 from bot.service import CanaryService, why_alarm_rollback_off
+from bot.usecases.locks import DeployLocks
+from bot.usecases.recovery import Fallback, Revert
 
 if TYPE_CHECKING:
     from bot.alarm_responder import AlarmResponder
@@ -152,6 +154,36 @@ def alarm_responder(service: CanaryService, *, default_channel: str | None = Non
         store=service.ports.store,
         clock=service.ports.clock,
         default_channel=default_channel,
+    )
+
+
+@dataclass
+class Runbook:
+    """The runbook's use cases beyond the canary itself (bot.usecases): revert, fallback, deploy locks."""
+
+    revert: Revert
+    fallback: Fallback
+    locks: DeployLocks
+
+
+def build_runbook(service: CanaryService) -> Runbook:
+    """Revert, fallback and locks, on the same ports as the service's use cases (store, traffic, the
+    reconciler, clock, policy and authorizer)."""
+    ports = service.ports
+    wiring: dict[str, Any] = {
+        "store": ports.store,
+        "traffic": ports.traffic,
+        "reconciler": service.reconciler,
+        "clock": ports.clock,
+        "policy": ports.policy,
+        "authorizer": ports.authorizer,
+    }
+    return Runbook(
+        revert=Revert(**wiring),
+        fallback=Fallback(**wiring),
+        locks=DeployLocks(
+            store=ports.store, clock=ports.clock, policy=ports.policy, authorizer=ports.authorizer
+        ),
     )
 
 

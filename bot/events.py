@@ -38,7 +38,7 @@ class TrafficChanged(Event):
     """Promoted, rolled back, weight changed or stepped up."""
 
     kind: Literal["traffic_changed"] = "traffic_changed"
-    action: Literal["promoted", "rolled_back", "weight", "next_step"]
+    action: Literal["promoted", "rolled_back", "weight", "next_step", "reverted", "fallback"]
     alias_before: AliasState | None = None
     alias_after: AliasState
     reason: str | None = None

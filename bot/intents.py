@@ -19,12 +19,20 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.model import AliasState
 
-IntentKind = Literal["start", "next_step", "weight", "promote", "rollback"]
+IntentKind = Literal["start", "next_step", "weight", "promote", "rollback", "revert", "fallback"]
 # open → recorded (the alias write is recorded; what follows it is not yet done) → done.
 IntentStatus = Literal["open", "recorded", "done", "drift", "superseded", "cancelled"]
 
 # Lower runs first: a rollback never waits behind anything else.
-PRIORITY: dict[str, int] = {"rollback": 0, "promote": 1, "next_step": 2, "weight": 2, "start": 3}
+PRIORITY: dict[str, int] = {
+    "rollback": 0,
+    "revert": 0,
+    "fallback": 0,
+    "promote": 1,
+    "next_step": 2,
+    "weight": 2,
+    "start": 3,
+}
 
 BACKOFF_BASE = timedelta(seconds=1)
 BACKOFF_CAP = timedelta(seconds=60)

@@ -202,3 +202,22 @@ class PeriodFigures(BaseModel):
     end: datetime
     canary: VersionFigures
     stable: VersionFigures
+
+
+class DeployLock(BaseModel):
+    """A deploy lock on function:alias. `version` None: a person's lock (start, promote, weight and resume are
+    refused); a version: left by a rollback of that version (new canaries of it are refused)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    function: str
+    alias: str
+    version: str | None = None
+    locked_by: str  # audit label ('slack:U1 (maria)', 'cli:root@host', 'canary-bot')
+    reason: str
+    since: datetime
+    deployment_id: str | None = None  # the rollback that left it, for a version lock
+
+    @property
+    def key(self) -> str:
+        return f"{self.function}#{self.alias}#{self.version or '*'}"

@@ -13,7 +13,7 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict
 
 from bot.intents import Intent
-from bot.model import AliasState, AuditRecord, Deployment, PeriodFigures, Thresholds
+from bot.model import AliasState, AuditRecord, DeployLock, Deployment, PeriodFigures, Thresholds
 from bot.outbox_model import OutboxMessage
 
 
@@ -109,6 +109,18 @@ class TrafficPort(Protocol):
         description: str,
     ) -> PublishedVersion:
         """Update $LATEST's environment, wait for the update, publish guarded by CodeSha256 and RevisionId."""
+        ...
+
+    def publish_fallback(
+        self, function: str, *, from_version: str, unset_env: Sequence[str], description: str
+    ) -> PublishedVersion:
+        """Publish the code of `from_version` with its environment minus `unset_env`, once per description.
+
+        A version already published with exactly `description` is returned as is (a retry after a crash
+        publishes nothing). Otherwise $LATEST must carry the same code as `from_version` (PublishConflict if
+        not, nothing written); $LATEST's environment becomes `from_version`'s minus `unset_env`, and the
+        version is published guarded by `from_version`'s CodeSha256 and $LATEST's RevisionId.
+        """
         ...
 
 
@@ -277,6 +289,21 @@ class StorePort(Protocol):
     def outbox_pending(self) -> int: ...
 
     def save_outbox(self, message: OutboxMessage) -> OutboxMessage: ...
+
+    # deploy locks (bot.locks): one per function:alias:version ('*' for a person's lock on the whole alias)
+    def put_lock(self, lock: DeployLock) -> None:
+        """Add or replace the lock with the same key."""
+        ...
+
+    def locks_for(self, function: str, alias: str) -> list[DeployLock]:
+        """Oldest first."""
+        ...
+
+    def remove_locks(self, function: str, alias: str) -> list[DeployLock]:
+        """Remove every lock on function:alias; return what was removed."""
+        ...
+
+    def list_locks(self) -> list[DeployLock]: ...
 
     # the last membership seen of each Slack user group
     def save_group_members(self, group_id: str, members: Sequence[str], now: datetime) -> None: ...

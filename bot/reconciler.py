@@ -29,12 +29,14 @@ from bot.comms import deployment_evidence
 from bot.config import FunctionPolicy, Policy
 from bot.events import AnyEvent, MessageRef, Started, StateNoted, TrafficChanged
 from bot.intents import Intent, IntentKind, Routing, backoff
+from bot.locks import lock_rolled_back_version
 from bot.model import AliasState, AuditPhase, AuditRecord, Deployment, State
 from bot.ports import (
     AlarmsPort,
     AliasDrift,
     CanaryError,
     Clock,
+    PublishConflict,
     StaleDeployment,
     StorePort,
     TrafficPort,
@@ -50,6 +52,8 @@ _TRANSITION: dict[str, str] = {
     "next_step": "next_step",
     "weight": "set_weight",
     "promote": "promote",
+    "revert": "revert",
+    "fallback": "fallback",
 }
 
 LEASE_WAIT_POLL_SECONDS = 0.02
@@ -190,6 +194,13 @@ class Reconciler:
                 intent.model_copy(update={"status": "cancelled", "last_error": reason})
             )
             return DriveResult(closed, "closed", d, error=reason)
+        if intent.kind == "fallback" and "published" not in intent.detail:
+            try:
+                intent = self._publish_fallback(intent, d)
+            except PublishConflict as exc:
+                return self._refused(intent, d, str(exc))
+            except CanaryError as exc:
+                return self._failed(intent, d, exc)
         try:
             before = self._traffic.get_alias(d.function, d.alias)
             if intent.target.matches(before):
@@ -277,6 +288,12 @@ class Reconciler:
         if intent.kind == "weight":
             weight = float(intent.detail["weight"])
             return canary.set_weight(d, weight=weight, now=now, actor=actor, alias_revision=rev)
+        if intent.kind == "revert":
+            return canary.revert(
+                d, now=now, actor=actor, reason=intent.reason or "reverted", alias_revision=rev
+            )
+        if intent.kind == "fallback":
+            return canary.fallback(d, now=now, actor=actor, version=intent.target.version, alias_revision=rev)
         if intent.kind == "promote":
             watch = self._function_policy(d.function).watch_after_promote
             until = now + watch if watch > timedelta(0) else None
@@ -287,6 +304,40 @@ class Reconciler:
         if d.state is not State.ROLLING_BACK:
             d = canary.begin_rollback(d, now=now, actor=actor, reason=intent.reason or "rollback").deployment
         return canary.finish_rollback(d, now=now, actor=actor, alias_revision=rev)
+
+    def _publish_fallback(self, intent: Intent, d: Deployment) -> Intent:
+        """The fallback's version, published once: its description names the intent, so after a crash the
+        adapter finds the version already made instead of publishing another. Recorded before any routing."""
+        published = self._traffic.publish_fallback(
+            d.function,
+            from_version=str(intent.detail["from_version"]),
+            unset_env=list(intent.detail.get("unset", [])),
+            description=fallback_description(intent),
+        )
+        updated = self._store.save_intent(
+            intent.model_copy(
+                update={
+                    "target": Routing(version=published.version, weights={}),
+                    "detail": {**intent.detail, "published": published.version},
+                }
+            )
+        )
+        self._audit(d, updated, "event", f"published v{published.version} ({fallback_description(intent)})")
+        return updated
+
+    def _refused(self, intent: Intent, d: Deployment, reason: str) -> DriveResult:
+        """A change AWS cannot take as asked (retrying would not help): stop it, cancel its plan."""
+        closed = self._store.save_intent(
+            intent.model_copy(update={"status": "cancelled", "last_error": reason})
+        )
+        self._audit(d, intent, "failed", reason)
+        current = self._store.get(d.id) or d
+        if current.state is State.PLANNED:
+            with contextlib.suppress(StaleDeployment):
+                t = canary.cancel(current, now=self._clock.now(), actor=BOT.label, reason=reason)
+                self._store.save(t.deployment)
+                self._store.append_audit(t.audit)
+        return DriveResult(closed, "closed", d, error=reason)
 
     def _failed(self, intent: Intent, d: Deployment, exc: CanaryError) -> DriveResult:
         now = self._clock.now()
@@ -378,6 +429,8 @@ class Reconciler:
             self._create_alarms(d, policy)
         elif intent.kind in ("promote", "rollback"):
             self._delete_alarms(d)
+        if intent.kind == "rollback":
+            lock_rolled_back_version(self._store, d, at=intent.done_at or self._clock.now())
         ref = self._notify(self._announcement(intent, d))
         if intent.kind == "start" and isinstance(ref, MessageRef) and not d.thread_ts:
             self._save_thread(d, ref)
@@ -401,9 +454,13 @@ class Reconciler:
                 alias_after=after,
                 key=f"intent:{intent.id}",
             )
-        action = {"promote": "promoted", "rollback": "rolled_back", "weight": "weight"}.get(
-            intent.kind, "next_step"
-        )
+        action = {
+            "promote": "promoted",
+            "rollback": "rolled_back",
+            "weight": "weight",
+            "revert": "reverted",
+            "fallback": "fallback",
+        }.get(intent.kind, "next_step")
         detected = intent.detail.get("detected_at")
         return TrafficChanged(
             deployment=d,
@@ -416,7 +473,7 @@ class Reconciler:
             reason=intent.reason,
             automatic=intent.actor == BOT.label,
             detected_at=datetime.fromisoformat(detected) if detected else None,
-            reverted_at=at if intent.kind == "rollback" else None,
+            reverted_at=at if intent.kind in ("rollback", "revert", "fallback") else None,
             # The periods the soak reports judged: the summary gives the same figures as the last report.
             figures=(
                 deployment_evidence(d, self._store.figures_for(d.id), self._store.audit_for(d.id))
@@ -535,6 +592,13 @@ def rollback_intent(
     )
 
 
+def fallback_description(intent: Intent) -> str:
+    """The fallback version's Lambda description (at most 256 characters): names the intent, so a retry
+    finds the version an earlier attempt published."""
+    keys = ", ".join(str(key) for key in intent.detail.get("unset", []))
+    return f"canary-bot fallback {intent.id}: v{intent.detail.get('from_version')} without {keys}"[:256]
+
+
 def _alias(d: Deployment, routing: dict[str, object] | None) -> AliasState:
     routing = routing or {}
     return AliasState(
@@ -556,4 +620,11 @@ def _words(kind: str) -> str:
     return {"next_step": "next step", "weight": "weight change", "start": "start"}.get(kind, kind)
 
 
-__all__ = ["DriveResult", "Reconciler", "lease_name", "new_intent_id", "rollback_intent"]
+__all__ = [
+    "DriveResult",
+    "Reconciler",
+    "fallback_description",
+    "lease_name",
+    "new_intent_id",
+    "rollback_intent",
+]

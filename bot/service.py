@@ -45,6 +45,7 @@ class ServicePorts:
     store: StorePort
     clock: Clock
     policy: Policy
+    authorizer: Authorizer  # for the runbook's use cases (bot.composition.build_runbook)
 
 
 class CanaryService:
@@ -66,7 +67,9 @@ class CanaryService:
         escalate_after: int = 3,
     ) -> None:
         authorizer = authorizer or Authorizer()
-        self.ports = ServicePorts(traffic=traffic, store=store, clock=clock, policy=policy)
+        self.ports = ServicePorts(
+            traffic=traffic, store=store, clock=clock, policy=policy, authorizer=authorizer
+        )
         self.announcer = Announcer(notifier or NullNotifier(), store, clock)
         self.lookup = Lookup(store, policy)
         # The one guarded alias writer: every traffic change is an intent the reconciler drives to done.

@@ -124,7 +124,8 @@ class SlackNotifier:
             changed = not migration_verified(event.deployment, event.alias)
             return post_mortem_blocks(event, policy=policy, now=now), changed
         if isinstance(event, TrafficChanged):
-            return traffic_changed_blocks(event, policy=policy, now=now), event.action == "rolled_back"
+            urgent = event.action in ("rolled_back", "reverted", "fallback")
+            return traffic_changed_blocks(event, policy=policy, now=now), urgent
         if isinstance(event, StateNoted):
             urgent = event.what in ("drift", "stuck")
             approvers = policy.approvers if urgent else ()

@@ -27,7 +27,7 @@ ENV_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 USAGE: dict[str, str] = {
     "start": "start FUNCTION [VERSION] [--alias ALIAS] [--weight 5%] [--soak 1h] "
-    "[--publish [--set KEY=VALUE ...] [--unset KEY ...]] [--override-alarms REASON]",
+    "[--publish [--set KEY=VALUE ...] [--unset KEY ...]] [--override-alarms REASON] [--override-lock REASON]",
     "status": "status [FUNCTION] [--alias ALIAS]",
     "promote": "promote FUNCTION [--alias ALIAS]",
     "rollback": "rollback FUNCTION --reason TEXT [--alias ALIAS]",
@@ -36,6 +36,10 @@ USAGE: dict[str, str] = {
     "hold": "hold FUNCTION [--reason TEXT] [--alias ALIAS]",
     "resume": "resume FUNCTION [--alias ALIAS]",
     "extend": "extend FUNCTION DURATION [--alias ALIAS]",
+    "revert": "revert FUNCTION --reason TEXT [--alias ALIAS]",
+    "fallback": "fallback FUNCTION --unset KEY [--unset KEY ...] [--reason TEXT] [--alias ALIAS]",
+    "lock": "lock FUNCTION --reason TEXT [--alias ALIAS]",
+    "unlock": "unlock FUNCTION [--alias ALIAS]",
     "help": "help [VERB]",
 }
 SUMMARY: dict[str, str] = {
@@ -48,6 +52,10 @@ SUMMARY: dict[str, str] = {
     "hold": "pause automatic decisions (traffic stays as it is)",
     "resume": "resume automatic decisions after a hold",
     "extend": "lengthen the current soak",
+    "revert": "after a promotion: send 100% of the alias back to the version that served before",
+    "fallback": "emergency: publish the serving code without the given variables and send it 100%",
+    "lock": "refuse new canaries, promotions, weight changes and resumes until unlocked",
+    "unlock": "lift the deploy locks (a person's, and those rollbacks left on their versions)",
     "help": "this help",
 }
 VERBS = tuple(USAGE)
@@ -83,6 +91,7 @@ class StartArgs(_Base):
     set_env: dict[str, str] = Field(default_factory=dict)
     unset_env: tuple[str, ...] = ()
     override_alarms: str | None = None
+    override_lock: str | None = None
 
 
 class StatusArgs(_Base):
@@ -132,6 +141,34 @@ class ExtendArgs(_Base):
     alias: str | None = None
 
 
+class RevertArgs(_Base):
+    verb: Literal["revert"] = "revert"
+    function: str
+    alias: str | None = None
+    reason: str
+
+
+class FallbackArgs(_Base):
+    verb: Literal["fallback"] = "fallback"
+    function: str
+    unset_env: tuple[str, ...]
+    alias: str | None = None
+    reason: str | None = None
+
+
+class LockArgs(_Base):
+    verb: Literal["lock"] = "lock"
+    function: str
+    alias: str | None = None
+    reason: str
+
+
+class UnlockArgs(_Base):
+    verb: Literal["unlock"] = "unlock"
+    function: str
+    alias: str | None = None
+
+
 class HelpArgs(_Base):
     verb: Literal["help"] = "help"
     topic: str | None = None
@@ -146,6 +183,10 @@ VerbArgs = Annotated[
     | HistoryArgs
     | WeightArgs
     | ExtendArgs
+    | RevertArgs
+    | FallbackArgs
+    | LockArgs
+    | UnlockArgs
     | HelpArgs,
     Field(discriminator="verb"),
 ]
@@ -256,6 +297,7 @@ def _parse_start(rest: list[str]) -> StartArgs:
     p.add_argument("--set", action="append", default=[], dest="set_env", metavar="KEY=VALUE")
     p.add_argument("--unset", action="append", default=[], dest="unset_env", metavar="KEY")
     p.add_argument("--override-alarms", metavar="REASON")
+    p.add_argument("--override-lock", metavar="REASON")
     ns = _parse(p, rest)
     function = _function(ns.function, "start")
     if ns.version is not None and not VERSION.match(ns.version):
@@ -279,6 +321,8 @@ def _parse_start(rest: list[str]) -> StartArgs:
             raise UsageError(f"{key} is both set and unset", "start")
     if ns.override_alarms is not None and not ns.override_alarms.strip():
         raise UsageError("--override-alarms needs a reason, which is audited", "start")
+    if ns.override_lock is not None and not ns.override_lock.strip():
+        raise UsageError("--override-lock needs a reason, which is audited", "start")
     return StartArgs(
         function=function,
         version=ns.version,
@@ -289,6 +333,7 @@ def _parse_start(rest: list[str]) -> StartArgs:
         set_env=set_env,
         unset_env=tuple(ns.unset_env),
         override_alarms=ns.override_alarms,
+        override_lock=_reason(ns.override_lock, "start"),
     )
 
 
@@ -376,6 +421,58 @@ def _parse_extend(rest: list[str]) -> ExtendArgs:
     return ExtendArgs(function=_function(ns.function, "extend"), by=by, alias=ns.alias)
 
 
+def _required_reason(text: str | None, verb: str) -> str:
+    reason = _reason(text, verb)
+    if reason is None:
+        raise UsageError("--reason is required: say why, it goes in the audit log and the messages", verb)
+    return reason
+
+
+def _parse_revert(rest: list[str]) -> RevertArgs:
+    p = _with_alias(_Parser("revert"))
+    p.add_argument("function")
+    p.add_argument("--reason")
+    ns = _parse(p, rest)
+    function = _function(ns.function, "revert")
+    return RevertArgs(function=function, alias=ns.alias, reason=_required_reason(ns.reason, "revert"))
+
+
+def _parse_fallback(rest: list[str]) -> FallbackArgs:
+    p = _with_alias(_Parser("fallback"))
+    p.add_argument("function")
+    p.add_argument("--unset", action="append", default=[], dest="unset_env", metavar="KEY")
+    p.add_argument("--reason")
+    ns = _parse(p, rest)
+    function = _function(ns.function, "fallback")
+    if not ns.unset_env:
+        raise UsageError("say which variables to remove: --unset KEY (e.g. --unset REDIS_URL)", "fallback")
+    for key in ns.unset_env:
+        if not ENV_KEY.match(key):
+            raise UsageError(f"--unset {key!r} is not an environment variable name", "fallback")
+    return FallbackArgs(
+        function=function,
+        unset_env=tuple(dict.fromkeys(ns.unset_env)),
+        alias=ns.alias,
+        reason=_reason(ns.reason, "fallback"),
+    )
+
+
+def _parse_lock(rest: list[str]) -> LockArgs:
+    p = _with_alias(_Parser("lock"))
+    p.add_argument("function")
+    p.add_argument("--reason")
+    ns = _parse(p, rest)
+    function = _function(ns.function, "lock")
+    return LockArgs(function=function, alias=ns.alias, reason=_required_reason(ns.reason, "lock"))
+
+
+def _parse_unlock(rest: list[str]) -> UnlockArgs:
+    p = _with_alias(_Parser("unlock"))
+    p.add_argument("function")
+    ns = _parse(p, rest)
+    return UnlockArgs(function=_function(ns.function, "unlock"), alias=ns.alias)
+
+
 def _parse_help(rest: list[str]) -> HelpArgs:
     if len(rest) > 1:
         raise UsageError("help takes at most one verb", "help")
@@ -394,6 +491,10 @@ _PARSERS: dict[str, Callable[[list[str]], VerbArgs]] = {
     "hold": _parse_hold,
     "resume": _parse_resume,
     "extend": _parse_extend,
+    "revert": _parse_revert,
+    "fallback": _parse_fallback,
+    "lock": _parse_lock,
+    "unlock": _parse_unlock,
     "help": _parse_help,
 }
 

@@ -5,7 +5,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from commands import extend, help, history, hold, promote, resume, rollback, start, status, weight
+from commands import (
+    extend,
+    fallback,
+    help,
+    history,
+    hold,
+    lock,
+    promote,
+    resume,
+    revert,
+    rollback,
+    start,
+    status,
+    unlock,
+    weight,
+)
 from commands.base import Deps, Reply
 
 Handler = Callable[[Any, Any, Deps], Reply]
@@ -21,6 +36,10 @@ HANDLERS: dict[str, Handler] = {
     "hold": hold.handle,
     "resume": resume.handle,
     "extend": extend.handle,
+    "revert": revert.handle,
+    "fallback": fallback.handle,
+    "lock": lock.handle,
+    "unlock": unlock.handle,
 }
 
 __all__ = ["HANDLERS", "Deps", "Reply"]

@@ -1,4 +1,5 @@
-"""Buttons: Start/Cancel on the preview, Promote / Roll back / Extend / Hold / Resume on prompts and decisions.
+"""Buttons: Start/Cancel on the preview, Promote / Roll back / Extend / Hold / Resume on prompts and decisions,
+Revert on a revert prompt and a watch alert, Fall back on a fallback prompt.
 
 Each click is acked at once; the work then authorizes the clicker on the server (at click time, with the
 clicker's identity) and checks the deployment revision the message was rendered for.
@@ -16,7 +17,7 @@ from slack_sdk import WebClient
 
 from bot import views
 from bot.actors import Actor
-from commands import extend, hold, promote, resume, rollback, start
+from commands import extend, fallback, hold, promote, resume, revert, rollback, start
 from commands.base import Deps, Reply, ack_now, safely, slack_actor
 from handlers.home import HomeBoard, from_home
 
@@ -40,6 +41,11 @@ CLICKS: dict[str, Click] = {
     ),
     views.ACTION_HOLD: lambda ref, actor, deps: hold.click(ref.deployment_id, ref.revision, actor, deps),
     views.ACTION_RESUME: lambda ref, actor, deps: resume.click(ref.deployment_id, ref.revision, actor, deps),
+    # Revert a promotion (a /canary revert prompt, or a watch alert): the value carries id, revision, reason.
+    views.ACTION_REVERT: lambda ref, actor, deps: revert.click(
+        ref.deployment_id, ref.revision, str(ref.extra.get("reason") or "reverted from Slack"), actor, deps
+    ),
+    views.ACTION_FALLBACK: lambda ref, actor, deps: fallback.click(ref.extra, actor, deps),
 }
 
 

@@ -457,3 +457,50 @@ def test_open_store_accepts_memory_urls(url: str) -> None:
 def test_open_store_rejects_other_urls_naming_the_setting(url: str) -> None:
     with pytest.raises(ValueError, match=r"CANARY_STORE_URL.*sqlite:///relative/path\.db.*sqlite://:memory:"):
         sqlite_path(url)
+
+
+# ---------------------------------------------------------------- deploy locks
+def _lock(
+    version: str | None = None, *, alias: str = "live", at: datetime = T0, reason: str = "freeze"
+) -> Any:
+    from bot.model import DeployLock
+
+    return DeployLock(
+        function="lego-api",
+        alias=alias,
+        version=version,
+        locked_by="slack:U1 (maria)",
+        reason=reason,
+        since=at,
+    )
+
+
+def test_locks_read_back_oldest_first_per_alias(store: SqliteStore) -> None:
+    store.put_lock(_lock("3", at=T0 + timedelta(minutes=5)))
+    store.put_lock(_lock(None, at=T0))
+    store.put_lock(_lock(None, alias="beta"))
+
+    assert [lock.version for lock in store.locks_for("lego-api", "live")] == [None, "3"]
+    assert store.locks_for("lego-api", "live")[0] == _lock(None)
+    assert [lock.alias for lock in store.list_locks()] == ["beta", "live", "live"]
+
+
+def test_putting_a_lock_with_the_same_key_replaces_it(store: SqliteStore) -> None:
+    store.put_lock(_lock(None, reason="first"))
+    store.put_lock(_lock(None, reason="second", at=T0 + timedelta(hours=1)))
+
+    [lock] = store.locks_for("lego-api", "live")
+    assert lock.reason == "second"
+
+
+def test_removing_locks_clears_only_that_alias_and_says_what_went(store: SqliteStore) -> None:
+    store.put_lock(_lock(None))
+    store.put_lock(_lock("3"))
+    store.put_lock(_lock(None, alias="beta"))
+
+    removed = store.remove_locks("lego-api", "live")
+
+    assert sorted(lock.version or "*" for lock in removed) == ["*", "3"]
+    assert store.locks_for("lego-api", "live") == []
+    assert len(store.locks_for("lego-api", "beta")) == 1
+    assert store.remove_locks("lego-api", "live") == []

@@ -20,6 +20,7 @@ from bot.ports import (
     AliasNotFound,
     FunctionNotFound,
     InvalidChange,
+    PublishConflict,
     TrafficPort,
     VersionNotFound,
 )
@@ -312,3 +313,40 @@ def test_publish_on_unknown_function_raises_function_not_found(seed_world: World
         seed_world.traffic.publish_version(
             "production-lego-apx", set_env={"A": "1"}, unset_env=[], description=""
         )
+
+
+# ---------------------------------------------------------------- the emergency fallback
+def test_fallback_publishes_the_serving_code_without_the_unset_keys(world: World) -> None:
+    published = world.traffic.publish_fallback(
+        world.function, from_version="2", unset_env=["REDIS_URL"], description="canary-bot fallback f-1"
+    )
+
+    assert published.version == "3"
+    assert world.env_of("3") == BASE_ENV
+    assert world.env_of("2")["REDIS_URL"] == REDIS_URL
+    assert published.description == "canary-bot fallback f-1"
+
+
+def test_fallback_with_the_same_description_publishes_nothing_new(world: World) -> None:
+    first = world.traffic.publish_fallback(
+        world.function, from_version="2", unset_env=["REDIS_URL"], description="canary-bot fallback f-1"
+    )
+    again = world.traffic.publish_fallback(
+        world.function, from_version="2", unset_env=["REDIS_URL"], description="canary-bot fallback f-1"
+    )
+
+    assert again.version == first.version
+    assert not world.traffic.version_exists(world.function, "4")
+
+
+@fake_only
+def test_fallback_refuses_when_latest_carries_other_code(world: World) -> None:
+    assert world.fake is not None
+    world.fake.change_latest_code(world.function, "newer build")
+
+    with pytest.raises(PublishConflict, match="other code"):
+        world.traffic.publish_fallback(
+            world.function, from_version="2", unset_env=["REDIS_URL"], description="canary-bot fallback f-1"
+        )
+
+    assert not world.traffic.version_exists(world.function, "3")

@@ -840,7 +840,7 @@ def test_watch_check_in_before_any_period_says_so() -> None:
     assert "no complete period stored yet" in text_of(check_in([]))
 
 
-def test_watch_alert_calls_the_approvers_says_how_to_go_back_and_offers_no_button() -> None:
+def test_watch_alert_calls_the_approvers_says_how_to_go_back_and_offers_a_danger_revert() -> None:
     event = WatchAlert(
         deployment=promoted(),
         at=NOW,
@@ -855,11 +855,18 @@ def test_watch_alert_calls_the_approvers_says_how_to_go_back_and_offers_no_butto
     assert "v42 serves 100% of production-lego-api:production since 14:00 UTC (32 min ago)" in text
     assert "<!subteam^S0SREONCALL>: go back to v41?" in text
     assert "`/canary start production-lego-api 41`" in text
-    assert (
-        "aws lambda update-alias --function-name production-lego-api --name production "
-        "--function-version 41 --routing-config '{}'"
-    ) in text
-    assert buttons_of(blocks) == []
+    assert "`/canary revert production-lego-api --reason TEXT`" in text
+    [revert] = [
+        e
+        for b in blocks
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == "canary_revert"
+    ]
+    assert revert["style"] == "danger" and revert["confirm"]["style"] == "danger"
+    value = json.loads(revert["value"])
+    assert (value["d"], value["r"]) == (event.deployment.id, event.deployment.revision)
+    assert value["reason"].startswith("watch breach: p95 180 ms")
 
 
 def test_watch_alert_says_what_the_alias_routes_when_someone_already_changed_it() -> None:

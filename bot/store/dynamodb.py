@@ -31,6 +31,7 @@ Key schema (table: `pk` S hash, `sk` S range; TTL attribute `expires_at`, epoch 
 | outbox row           | `OUTBOX#<key>`     | `OUTBOX`                | id, lane, status; sent/dead: TTL OUTBOX_TTL   |
 | outbox id counter    | `SEQ`              | `OUTBOX`                | `n`, ADD 1 per enqueue (the order in a lane)  |
 | user-group members   | `GROUP#<id>`       | `GROUP`                 | members, seen_at                              |
+| deploy lock          | `LOCK`             | `<fn>#<alias>#<v or *>` | body (DeployLock JSON); one partition         |
 | schema version       | `META`             | `SCHEMA`                | version                                       |
 
 Global secondary indexes (all sparse, eventually consistent; nothing that guards a write reads them):
@@ -62,7 +63,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from bot.intents import Intent
-from bot.model import AuditRecord, Deployment, PeriodFigures, State
+from bot.model import AuditRecord, DeployLock, Deployment, PeriodFigures, State
 from bot.outbox_model import OutboxMessage
 from bot.ports import AwsFailure, IntentInProgress, LiveDeploymentExists, StaleDeployment, UnknownDeployment
 from bot.store.schema import SchemaTooNew
@@ -783,6 +784,33 @@ class DynamoStore:
                 raise
         return message
 
+    # ------------------------------------------------------------ deploy locks
+    def put_lock(self, lock: DeployLock) -> None:
+        lock = _in_utc(lock)
+        _require_aware(lock.since, "put_lock")
+        self._db.put_item(
+            TableName=self._table,
+            Item={**_key("LOCK", _lock_sk(lock)), "body": _s(lock.model_dump_json())},
+        )
+
+    def locks_for(self, function: str, alias: str) -> list[DeployLock]:
+        items = self._query_all(pk="LOCK", prefix=f"{function}#{alias}#")
+        return _sorted_locks(items)
+
+    def remove_locks(self, function: str, alias: str) -> list[DeployLock]:
+        removed = []
+        for lock in self.locks_for(function, alias):
+            answer = self._db.delete_item(
+                TableName=self._table, Key=_key("LOCK", _lock_sk(lock)), ReturnValues="ALL_OLD"
+            )
+            if "Attributes" in answer:
+                removed.append(DeployLock.model_validate_json(answer["Attributes"]["body"]["S"]))
+        return removed
+
+    def list_locks(self) -> list[DeployLock]:
+        locks = _sorted_locks(self._query_all(pk="LOCK"))
+        return sorted(locks, key=lambda lock: (lock.function, lock.alias))
+
     # ------------------------------------------------------------ user groups
     def save_group_members(self, group_id: str, members: Sequence[str], now: datetime) -> None:
         self._db.put_item(
@@ -957,6 +985,15 @@ def _dep_key(deployment_id: str) -> dict[str, Any]:
 
 def _outbox_key(key: str) -> dict[str, Any]:
     return _key(f"OUTBOX#{key}", "OUTBOX")
+
+
+def _lock_sk(lock: DeployLock) -> str:
+    return lock.key
+
+
+def _sorted_locks(items: list[dict[str, Any]]) -> list[DeployLock]:
+    locks = [DeployLock.model_validate_json(item["body"]["S"]) for item in items]
+    return sorted(locks, key=lambda lock: (lock.since, lock.version or "*"))
 
 
 def _alias_key(d: Deployment) -> str:

@@ -134,8 +134,27 @@ _V3_DURABLE_ACTIONS: Migration = (
     """,
 )
 
+_V4_DEPLOY_LOCKS: Migration = (
+    # Deploy locks: a person's lock on function:alias (version '*'), or a rollback's lock on one version.
+    """
+    CREATE TABLE deploy_locks (
+        function    TEXT NOT NULL,
+        alias       TEXT NOT NULL,
+        version     TEXT NOT NULL,
+        since       TEXT NOT NULL,
+        body        TEXT NOT NULL,
+        PRIMARY KEY (function, alias, version)
+    )
+    """,
+)
+
 # MIGRATIONS[i] takes a database from version i to version i + 1.
-MIGRATIONS: tuple[Migration, ...] = (_V1_INITIAL, _V2_WATCH_AFTER_PROMOTE, _V3_DURABLE_ACTIONS)
+MIGRATIONS: tuple[Migration, ...] = (
+    _V1_INITIAL,
+    _V2_WATCH_AFTER_PROMOTE,
+    _V3_DURABLE_ACTIONS,
+    _V4_DEPLOY_LOCKS,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -29,7 +29,7 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel
 
 from bot.intents import Intent
-from bot.model import AuditRecord, Deployment, PeriodFigures, State
+from bot.model import AuditRecord, DeployLock, Deployment, PeriodFigures, State
 from bot.outbox_model import OutboxMessage
 from bot.ports import IntentInProgress, LiveDeploymentExists, StaleDeployment, UnknownDeployment
 from bot.store.schema import migrate
@@ -464,6 +464,43 @@ class SqliteStore:
                 ),
             )
         return message
+
+    # ------------------------------------------------------------ deploy locks
+    def put_lock(self, lock: DeployLock) -> None:
+        lock = _in_utc(lock)
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO deploy_locks (function, alias, version, since, body) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (function, alias, version) DO UPDATE SET since = excluded.since,"
+                " body = excluded.body",
+                (
+                    lock.function,
+                    lock.alias,
+                    lock.version or "*",
+                    _stamp(_require_aware(lock.since, "put_lock")),
+                    lock.model_dump_json(),
+                ),
+            )
+
+    def locks_for(self, function: str, alias: str) -> list[DeployLock]:
+        rows = self._query(
+            "SELECT body FROM deploy_locks WHERE function = ? AND alias = ? ORDER BY since, version",
+            (function, alias),
+        )
+        return [DeployLock.model_validate_json(row["body"]) for row in rows]
+
+    def remove_locks(self, function: str, alias: str) -> list[DeployLock]:
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "SELECT body FROM deploy_locks WHERE function = ? AND alias = ? ORDER BY since, version",
+                (function, alias),
+            ).fetchall()
+            conn.execute("DELETE FROM deploy_locks WHERE function = ? AND alias = ?", (function, alias))
+        return [DeployLock.model_validate_json(row["body"]) for row in rows]
+
+    def list_locks(self) -> list[DeployLock]:
+        rows = self._query("SELECT body FROM deploy_locks ORDER BY function, alias, since, version")
+        return [DeployLock.model_validate_json(row["body"]) for row in rows]
 
     # ------------------------------------------------------------ user groups
     def save_group_members(self, group_id: str, members: Sequence[str], now: datetime) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
-from bot import canary
+from bot import canary, locks
 from bot.actors import Action, Actor, Authorizer
 from bot.events import StateNoted
 from bot.intents import Routing
@@ -61,6 +61,7 @@ class Controlling:
             deployment_id=deployment_id,
             revision=expected_revision,
         )
+        locks.check_unlocked(self._store, d.function, d.alias, "promote")  # deploy locks (bot.locks)
         result = self._writer.apply(d, actor, "promote", Routing(version=d.canary_version, weights={}))
         d, after = self._writer.landed(result)
         return self._writer.answer(d, "promoted", after)
@@ -123,6 +124,7 @@ class Controlling:
         expected_revision: int | None = None,
     ) -> ActionResult:
         d = self._actionable(function, alias, actor, "weight", "set_weight", revision=expected_revision)
+        locks.check_unlocked(self._store, d.function, d.alias, "weight")  # deploy locks (bot.locks)
         if math.isclose(weight, d.weight):
             raise Refused(f"{d.key} already routes {format_percent(weight)} to v{d.canary_version}")
         result = self._writer.apply(
@@ -173,6 +175,7 @@ class Controlling:
             deployment_id=deployment_id,
             revision=expected_revision,
         )
+        locks.check_unlocked(self._store, d.function, d.alias, "resume")  # deploy locks (bot.locks)
         self._writer.check_routing(d, self._traffic.get_alias(d.function, d.alias))
         d = self._writer.transition(canary.resume(d, now=self._clock.now(), actor=actor.label))
         self._announcer.announce(self._noted(d, actor, "resumed", None))

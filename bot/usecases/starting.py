@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from bot import canary
+from bot import canary, locks
 from bot.actors import BOT, Action, Actor, Authorizer
 from bot.canary import InvalidPlan
 from bot.config import FunctionPolicy
@@ -91,6 +91,7 @@ class Starting:
                 "finish or revert that split before starting a canary"
             )
         overridden = self._alarm_guard(args, policy, actor)
+        self._lock_guard(args, alias, args.version, actor)  # deploy locks (bot.locks)
         if not args.publish and args.version is None:
             raise InvalidPlan("give the canary VERSION to route to, or --publish to publish one")
         published: PublishedVersion | None = None
@@ -110,6 +111,7 @@ class Starting:
                 description=f"canary-bot: published by {actor.label}",
             )
             version = published.version
+            self._lock_guard(args, alias, version, actor)  # Lambda may hand back an earlier, locked version
             if version == current.version:
                 raise InvalidPlan(
                     f"publishing gave version {version}, which is already stable on {alias}: "
@@ -200,6 +202,21 @@ class Starting:
         raise LiveDeploymentExists(
             f"{function}:{alias} already has a live canary {live.id} ({state_words(live.state)}, "
             f"v{live.canary_version} at {format_percent(live.weight)}) started by {person(live.created_by)}"
+        )
+
+    def _lock_guard(self, args: StartArgs, alias: str, version: str | None, actor: Actor) -> None:
+        """Deploy locks (bot.locks): refuse a start while locked, unless an approver overrides (audited)."""
+        locks.check_start(
+            self._store,
+            args.function,
+            alias,
+            version,
+            override=args.override_lock,
+            actor=actor.label,
+            now=self._clock.now(),
+            authorize_override=lambda: self._authorizer.check(
+                actor, self._lookup.policy_for(args.function), "override", None
+            ),
         )
 
     def _alarm_guard(self, args: StartArgs, policy: FunctionPolicy, actor: Actor) -> list[str]:

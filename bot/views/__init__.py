@@ -8,9 +8,11 @@ relative time; ✅ pass · ⚠️ no data / inconclusive · 🔴 breach / rolled
 from bot.views.decision import control_buttons, decision_blocks
 from bot.views.ids import (
     ACTION_EXTEND,
+    ACTION_FALLBACK,
     ACTION_HOLD,
     ACTION_PROMOTE,
     ACTION_RESUME,
+    ACTION_REVERT,
     ACTION_ROLLBACK,
     ACTION_START_CANCEL,
     ACTION_START_CONFIRM,
@@ -39,9 +41,11 @@ from bot.views.watch import post_mortem_blocks, watch_alert_blocks, watch_check_
 
 __all__ = [
     "ACTION_EXTEND",
+    "ACTION_FALLBACK",
     "ACTION_HOLD",
     "ACTION_PROMOTE",
     "ACTION_RESUME",
+    "ACTION_REVERT",
     "ACTION_ROLLBACK",
     "ACTION_START_CANCEL",
     "ACTION_START_CONFIRM",

@@ -8,6 +8,7 @@ from typing import Any
 from bot.comms import (
     WATCH_CHECK_IN_EVERY,
     RollbackCause,
+    fallback_internal_message,
     internal_message,
     post_deployment_summary,
     rollback_cause,
@@ -75,8 +76,10 @@ def traffic_changed_blocks(
                 code(summary, title="Post-deployment summary (copy into the review doc)"),
             ]
         )
-    if event.action == "rolled_back":
+    if event.action in ("rolled_back", "reverted"):
         return _rolled_back(event, policy=policy, now=now)
+    if event.action == "fallback":
+        return _fallback(event, policy=policy, now=now)
     if event.action == "weight":
         ends = f"soak restarts, ends {clock(d.soak_ends_at)}" if d.soak_ends_at else ""
         text = f"{WEIGHT_MARK} {by} set canary {c} to {percent(d.weight)} · alias now {after}"
@@ -104,8 +107,9 @@ def _rolled_back(event: TrafficChanged, *, policy: FunctionPolicy, now: datetime
         timing = f"Reverted {clock(event.at, seconds=True)} · {by}"
     cause = rollback_cause(reason, automatic=automatic, cause=d.cause)
     people = f" {mention(policy.approvers)}" if policy.approvers else ""
+    done = "Reverted the promotion of" if event.action == "reverted" else "Rolled back"
     lines = [
-        f"*{BREACH} Rolled back {d.key} to v{d.stable_version} — {escape(clip(reason, REASON_MAX))}*",
+        f"*{BREACH} {done} {d.key} to v{d.stable_version} — {escape(clip(reason, REASON_MAX))}*",
         timing,
         f"Next: {_next(cause, d, who(event.actor, event.actor_mention))}; the alias stays "
         f"{event.alias_after.describe()} until a new canary starts.{people}",
@@ -113,6 +117,32 @@ def _rolled_back(event: TrafficChanged, *, policy: FunctionPolicy, now: datetime
     name = policy.service_name
     internal = internal_message(d, reason=reason, service_name=name, now=now, automatic=automatic)
     public = status_page_text(d, reason=reason, service_name=name, now=now, automatic=automatic)
+    return render(
+        [
+            section("\n".join(lines)),
+            code(internal, title="Internal message to copy"),
+            code(public, title="Status-page text"),
+        ]
+    )
+
+
+def _fallback(event: TrafficChanged, *, policy: FunctionPolicy, now: datetime) -> list[dict[str, Any]]:
+    """The seed's emergency fallback, announced with its internal and status-page texts."""
+    d = event.deployment
+    reason = event.reason or d.reason or "emergency fallback"
+    by = who(event.actor, event.actor_mention)
+    gone = ", ".join(d.changes) or "nothing"
+    lines = [
+        f"*{BREACH} Emergency fallback on {d.key}: v{d.canary_version} takes 100% — "
+        f"{escape(clip(reason, REASON_MAX))}*",
+        f"v{d.canary_version} is v{d.stable_version}'s code without {escape(gone)} · "
+        f"alias {event.alias_after.describe()} · {clock(event.at, seconds=True)} · by {by}",
+        f"Next: find out why, then `/canary revert {d.function} --reason TEXT` goes back to v{d.stable_version}"
+        + (f" {mention(policy.approvers)}" if policy.approvers else ""),
+    ]
+    name = policy.service_name
+    internal = fallback_internal_message(d, reason=reason, service_name=name)
+    public = status_page_text(d, reason=reason, service_name=name, now=now, automatic=False)
     return render(
         [
             section("\n".join(lines)),

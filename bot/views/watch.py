@@ -12,8 +12,9 @@ from bot.config import FunctionPolicy
 from bot.events import PostMortem, WatchAlert, WatchCheckIn
 from bot.judge import Outcome, judge_period
 from bot.model import Deployment, PeriodFigures
-from bot.views.kit import code, context, render, section
+from bot.views.kit import actions, code, context, render, section
 from bot.views.parent import OUTCOME_MARKS, WATCH_MARK
+from bot.views.runbook import revert_button
 from bot.views.text import BREACH, PASS, WARN, clip, count, mention, millis, percent, span, when
 
 POST_MORTEM_MARK = "📝"
@@ -42,29 +43,28 @@ def watch_check_in_blocks(
 
 
 def watch_alert_blocks(event: WatchAlert, *, policy: FunctionPolicy, now: datetime) -> list[dict[str, Any]]:
-    """Approvers mentioned; no buttons: the watch never changes traffic, going back is a new canary or a
-    deliberate alias change."""
+    """Approvers mentioned, and one danger Revert button (confirmed, approvers only when clicked): the watch
+    itself never changes traffic, going back is a person's call."""
     d = event.deployment
     c, s = f"v{d.canary_version}", f"v{d.stable_version}"
     asked = mention(event.approvers or policy.approvers) or "Approvers (none listed in the policy)"
     since = f" since {when(d.ended_at, now)}" if d.ended_at else ""
     serving = f"{c} serves 100% of {d.key}{since}"
-    if event.alias is not None and not migration_verified(d, event.alias):
+    verified = event.alias is None or migration_verified(d, event.alias)
+    if event.alias is not None and not verified:
         serving = f"{d.key} now routes {event.alias.describe()}"
     lines = [
         f"*{BREACH} {c} breaches its thresholds during the watch after promotion — nothing was changed*",
         clip(event.reason[:1].upper() + event.reason[1:], REASON_MAX),
         f"{serving}. {asked}: go back to {s}?",
-        f"To go back, start {s} as a canary (judged, then promoted): `/canary start {d.function} {d.stable_version}`",
+        f"*Revert* sends 100% to {s} at once (or `/canary revert {d.function} --reason TEXT`); to go back "
+        f"gradually, start {s} as a canary: `/canary start {d.function} {d.stable_version}`",
     ]
-    manual = (
-        f"aws lambda update-alias --function-name {d.function} --name {d.alias} "
-        f"--function-version {d.stable_version} --routing-config '{{}}'"
-    )
+    press = revert_button(d, reason=f"watch breach: {event.reason}") if verified else None
     return render(
         [
             section("\n".join(lines)),
-            code(manual, title=f"Or all at once, by hand ({s} takes 100% at once)"),
+            actions([press]) if press is not None else None,
             context(when(event.at, now), f"watch ends {when(d.watch_until, now)}" if d.watch_until else ""),
         ]
     )

@@ -20,6 +20,7 @@ from bot.ports import (
     AliasNotFound,
     CanaryError,
     FunctionNotFound,
+    PublishConflict,
     PublishedVersion,
     VersionNotFound,
 )
@@ -30,6 +31,7 @@ from canary_demo.seed import BASE_ENV, LEGO_API, PRODUCTION_ALIAS, REDIS_ENV
 class _Version:
     env: dict[str, str]
     description: str = ""
+    code_sha256: str = ""
 
 
 @dataclass
@@ -59,6 +61,8 @@ class FakeTraffic:
         self._fail_next_read: CanaryError | None = None
         # Every successful update_routing, in order: what tests assert "was (not) written" against.
         self.routing_writes: list[AliasState] = []
+        # How many versions publish_fallback made (a retry that found its version adds none).
+        self.published_fallbacks = 0
 
     # ------------------------------------------------------------ world building
     def add_function(
@@ -70,7 +74,9 @@ class FakeTraffic:
             for number in versions:
                 if not is_published_version(number):
                     raise ValueError(f"{number!r} is not a published version number")
-                function.versions[number] = _Version(env=dict(function.latest_env))
+                function.versions[number] = _Version(
+                    env=dict(function.latest_env), code_sha256=function.code_sha256
+                )
             self._functions[name] = function
 
     def add_alias(self, function: str, alias: str, version: str) -> AliasState:
@@ -191,10 +197,48 @@ class FakeTraffic:
                     description=existing.description,
                 )
             number = str(int(last[0]) + 1) if last else "1"
-            target.versions[number] = _Version(env=dict(env), description=description)
+            target.versions[number] = _Version(
+                env=dict(env), description=description, code_sha256=target.code_sha256
+            )
             return PublishedVersion(
                 function=function, version=number, code_sha256=target.code_sha256, description=description
             )
+
+    def publish_fallback(
+        self, function: str, *, from_version: str, unset_env: Sequence[str], description: str
+    ) -> PublishedVersion:
+        with self._lock:
+            target = self._require_function(function)
+            source = self._require_version(function, from_version)
+            for number, version in sorted(target.versions.items(), key=lambda item: int(item[0])):
+                if version.description == description:
+                    return PublishedVersion(
+                        function=function,
+                        version=number,
+                        code_sha256=version.code_sha256,
+                        description=description,
+                    )
+            if target.code_sha256 != source.code_sha256:
+                raise PublishConflict(
+                    f"$LATEST of {function} carries other code than v{from_version}; nothing published"
+                )
+            env = merged_env(source.env, {}, unset_env)
+            self._raise_injected_failure()
+            target.latest_env = env
+            last = target.last_published()
+            number = str(int(last[0]) + 1) if last else "1"
+            target.versions[number] = _Version(
+                env=dict(env), description=description, code_sha256=target.code_sha256
+            )
+            self.published_fallbacks += 1
+            return PublishedVersion(
+                function=function, version=number, code_sha256=target.code_sha256, description=description
+            )
+
+    def change_latest_code(self, function: str, marker: str) -> None:
+        """Someone deploys other code to $LATEST (published versions keep theirs)."""
+        with self._lock:
+            self._require_function(function).code_sha256 = _code_sha(f"{function}:{marker}")
 
     # ------------------------------------------------------------ lookups (call with the lock held)
     def _require_function(self, function: str) -> _Function:
