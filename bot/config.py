@@ -82,6 +82,8 @@ class CanaryDefaults(BaseModel):
     auto_promote: bool = False
     two_person_rule: bool = True
     watch_after_promote: Duration = timedelta(hours=24)
+    # A rollback locks new canaries of the version it undid until `unlock` (or --override-lock REASON).
+    lock_after_rollback: bool = True
     thresholds: Thresholds = Thresholds()
     statistical: StatisticalCheck = StatisticalCheck()
 

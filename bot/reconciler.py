@@ -429,7 +429,7 @@ class Reconciler:
             self._create_alarms(d, policy)
         elif intent.kind in ("promote", "rollback"):
             self._delete_alarms(d)
-        if intent.kind == "rollback":
+        if intent.kind == "rollback" and policy.lock_after_rollback:
             lock_rolled_back_version(self._store, d, at=intent.done_at or self._clock.now())
         ref = self._notify(self._announcement(intent, d))
         if intent.kind == "start" and isinstance(ref, MessageRef) and not d.thread_ts:

@@ -70,6 +70,7 @@ class HomeBoard:
             now=self._deps.clock.now(),
             can_act=can_act,
             notice=notice.text if notice is not None else None,
+            locks=self._deps.recovery().locks.locks(),
         )
         self._client.views_publish(user_id=user_id, view=view)
 

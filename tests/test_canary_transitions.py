@@ -30,6 +30,10 @@ CALLS: dict[str, Callable[[Deployment], Transition]] = {
     "promote": lambda d: canary.promote(d, now=LATER, actor="U_SRE", alias_revision="rev-9"),
     "begin_rollback": lambda d: canary.begin_rollback(d, now=LATER, actor="U_SRE", reason="p95 too high"),
     "finish_rollback": lambda d: canary.finish_rollback(d, now=LATER, actor="U_SRE", alias_revision="rev-9"),
+    "revert": lambda d: canary.revert(
+        d, now=LATER, actor="U_SRE", reason="p95 regression", alias_revision="rev-9"
+    ),
+    "fallback": lambda d: canary.fallback(d, now=LATER, actor="U_SRE", version="9", alias_revision="rev-9"),
 }
 
 # (transition, source) -> target. Every pair not listed must raise IllegalTransition.
@@ -55,6 +59,8 @@ EXPECTED: dict[tuple[str, State], State] = {
     ("begin_rollback", State.AWAITING_APPROVAL): State.ROLLING_BACK,
     ("begin_rollback", State.HELD): State.ROLLING_BACK,
     ("finish_rollback", State.ROLLING_BACK): State.ROLLED_BACK,
+    ("revert", State.PROMOTED): State.ROLLED_BACK,
+    ("fallback", State.PLANNED): State.PROMOTED,
 }
 
 ALL_PAIRS = [(action, state) for action in CALLS for state in State]
@@ -98,6 +104,20 @@ def test_illegal_message_reads_like_a_sentence() -> None:
         IllegalTransition, match=r"^cannot promote: deployment d-1 is rolled back \(it has ended\)$"
     ):
         CALLS["promote"](in_state(State.ROLLED_BACK))
+
+
+def test_revert_ends_the_watch_and_records_why() -> None:
+    promoted = in_state(State.PROMOTED).model_copy(update={"watch_until": LATER + timedelta(hours=24)})
+
+    reverted = CALLS["revert"](promoted).deployment
+
+    assert (reverted.watch_until, reverted.reason, reverted.ended_by) == (None, "p95 regression", "U_SRE")
+    assert reverted.alias_revision == "rev-9"
+
+
+def test_fallback_records_the_published_version_as_promoted() -> None:
+    d = CALLS["fallback"](in_state(State.PLANNED)).deployment
+    assert (d.canary_version, d.weight, d.watch_until, d.alias_revision) == ("9", 1.0, None, "rev-9")
 
 
 # ---------------------------------------------------------------- plan

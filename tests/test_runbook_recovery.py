@@ -24,9 +24,10 @@ from bot.model import State
 from bot.ports import AwsFailure, PublishedVersion
 from bot.service import ActionPending, CanaryService
 from bot.store import open_store
-from bot.verbs import StartArgs
+from bot.verbs import FallbackArgs, LockArgs, RevertArgs, StartArgs
 from bot.views.watch import watch_alert_blocks
 from canary_demo.seed import LEGO_API, PRODUCTION_ALIAS, seed_lego_api
+from commands import fallback, lock, revert, start
 from commands.base import Deps
 from handlers.actions import CLICKS
 from tests.support.world import ALIAS, FN, World, make_world, slack_user
@@ -282,8 +283,6 @@ def test_revert_refuses_when_someone_else_changed_the_alias() -> None:
 def test_the_revert_prompt_is_a_confirmed_danger_button_with_the_reason_escaped() -> None:
     world = make_world()
     promoted(world)
-    from commands import revert
-    from bot.verbs import RevertArgs
 
     reply = revert.handle(RevertArgs(function=FN, reason="<!channel> 5xx & worse"), APPROVER, deps_of(world))
 
@@ -358,8 +357,6 @@ def test_fallback_is_for_approvers_only() -> None:
 def test_the_same_fallback_click_twice_publishes_and_routes_once() -> None:
     world = make_world()
     promoted(world)
-    from commands import fallback
-    from bot.verbs import FallbackArgs
 
     prompt = fallback.handle(FallbackArgs(function=FN, unset_env=("REDIS_URL",)), APPROVER, deps_of(world))
     [value] = [e["value"] for b in prompt.blocks if b["type"] == "actions" for e in b["elements"]]
@@ -404,8 +401,6 @@ def test_overriding_a_lock_is_for_approvers_only() -> None:
 
 def test_a_locked_refusal_in_slack_names_who_and_escapes_the_reason() -> None:
     world = make_world()
-    from commands import lock, start
-    from bot.verbs import LockArgs
 
     locked = lock.handle(
         LockArgs(function=FN, reason="<!channel> freeze & <https://x|click>"), APPROVER, deps_of(world)
@@ -431,3 +426,20 @@ def test_unlock_is_for_approvers_and_lock_for_whoever_may_start() -> None:
         book.locks.unlock(FN, None, OUTSIDER)
     assert book.locks.unlock(FN, None, APPROVER).locks
     assert world.service.store.locks_for(FN, ALIAS) == []
+
+
+def test_slack_status_and_app_home_show_the_locks() -> None:
+    from bot.verbs import StatusArgs
+    from commands import status
+
+    world = make_world()
+    build_runbook(world.service).locks.lock(FN, None, APPROVER, reason="incident <42>")
+
+    reply = status.handle(StatusArgs(), APPROVER, deps_of(world))
+    home = views.home_view(
+        [], now=world.clock.now(), can_act=lambda _d, _a: False, locks=world.service.store.list_locks()
+    )
+
+    for shown in (json.dumps(reply.blocks), json.dumps(home)):
+        assert "production-lego-api:production locked by <@UAPPROVER1>" in shown
+        assert "incident &lt;42&gt;" in shown

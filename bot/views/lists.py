@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, get_args
 
@@ -10,7 +10,7 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
 from bot.judge import PeriodVerdict
-from bot.model import AuditRecord, Deployment, State
+from bot.model import AuditRecord, DeployLock, Deployment, State
 from bot.service import HistoryEntry, StatusEntry
 from bot.views.decision import Choice, control_buttons
 from bot.views.kit import (
@@ -25,6 +25,7 @@ from bot.views.kit import (
     section,
 )
 from bot.views.parent import CANARY_MARK, summary_lines
+from bot.views.runbook import locks_blocks
 from bot.views.text import BREACH, PASS, WARN, clip, clock, escape, state_word, when, who
 
 REFUSAL_MARK = "🚫"
@@ -107,6 +108,7 @@ def home_view(
     now: datetime,
     can_act: Callable[[Deployment, str], bool],
     notice: str | None = None,
+    locks: Sequence[DeployLock] = (),
 ) -> dict[str, Any]:
     """The viewer's App Home: live canaries, with only the buttons `can_act(d, action)` allows them.
 
@@ -118,7 +120,8 @@ def home_view(
     blocks.append(context(f"Updated {when(now, now)}"))
     if not entries:
         blocks.append(section("No live canaries."))
-    for entry in entries[: (VIEW_BLOCKS_MAX - 5) // 4]:
+    blocks += locks_blocks(locks)  # deploy locks (bot.views.runbook)
+    for entry in entries[: (VIEW_BLOCKS_MAX - 6) // 4]:
         d = entry.deployment
         lines = summary_lines(d, now=now, alias=entry.alias)
         if entry.alias_error:
