@@ -1,4 +1,4 @@
-"""Entry of `canary-bot demo`: the healthy and the bad-canary story, or an interactive session."""
+"""Entry of `canary-bot demo`: the healthy, the bad-canary and the revert story, or an interactive session."""
 
 from __future__ import annotations
 
@@ -55,10 +55,14 @@ def demo_main(args: Sequence[str], console: Console) -> int:
         from canary_demo.interactive import interactive
 
         return interactive(console)
-    from canary_demo.scenarios import bad_canary, healthy
+    from canary_demo.scenarios import bad_canary, healthy, regression_after_promotion
 
     began = time.monotonic()
-    results = {"healthy": healthy(console.say), "bad canary": bad_canary(console.say)}
+    results = {
+        "healthy": healthy(console.say),
+        "bad canary": bad_canary(console.say),
+        "regression after promotion": regression_after_promotion(console.say),
+    }
     took = time.monotonic() - began
     console.say("\n" + "═" * 100)
     for name, ok in results.items():

@@ -54,6 +54,9 @@ class TerminalSlack:
         self.buttons: dict[int, Button] = {}
         self._next_button = 1
 
+    def set_writer(self, write: Callable[[str], None]) -> None:
+        self._write = write
+
     def flush(self) -> None:
         calls = self._slack.calls()
         for call in calls[self._seen :]:

@@ -1,4 +1,4 @@
-"""The two stories `make demo` tells, each in a fresh world. Each returns True only when it ended as it should."""
+"""The three stories `make demo` tells, each in a fresh world. Each returns True only when it ended as it should."""
 
 from __future__ import annotations
 
@@ -75,6 +75,48 @@ def bad_canary(write: Write) -> bool:
             f"bad canary: expected a rollback on the error rate, got {d.state.value} with alias {world.alias()}"
             f" ({d.reason})",
         )
+
+
+def regression_after_promotion(write: Write) -> bool:
+    """v2 is promoted after a clean soak; hours into the 24 h watch its p95 climbs; the watch alerts the
+    approvers, one presses Revert on the alert, and v1 serves 100% again at once."""
+    _title(write, "Scenario 3 · a regression during the watch: Revert from the alert")
+    with DemoWorld(write, publish_redis_version=True) as world:
+        write(
+            "v2 (with REDIS_URL) soaked clean for an hour and @joe promoted it (that part, told above, is skipped)."
+        )
+        with world.quietly():
+            world.slash("maria", f"start {LEGO_API} 2")
+            world.press("maria", world.button("Start"))
+            world.run(61, quiet=True, stop=lambda: _state(world) is State.AWAITING_APPROVAL)
+            world.screen.flush()
+            world.press("joe", world.button("Promote"))
+        world.print_alias()
+        write("\n… two hours into the watch, the evening load slows Redis: v2's p95 climbs past 150 ms …")
+        world.watch(2)
+        world.sim.behave("2", p50_ms=90.0, p95_ms=180.0)
+        world.watch(6, stop=lambda: _said(world, "during the watch after promotion"))
+        world.press("joe", world.button("Revert"))
+        world.screen.flush()
+        world.print_alias()
+        d = world.runtime.service.history(LEGO_API)[0].deployment
+        announced = _said(world, "Reverted the promotion of")
+        ok = (
+            d.state is State.ROLLED_BACK
+            and world.alias() == ("1", {})
+            and announced
+            and d.watch_until is None
+        )
+        return _verdict(
+            write,
+            ok,
+            "regression after promotion: reverted from the watch's alert; v1 serves 100% again, the watch ended",
+            f"regression after promotion: expected a revert, got {d.state.value} with alias {world.alias()}",
+        )
+
+
+def _said(world: DemoWorld, text: str) -> bool:
+    return any(text in str(m.blocks) for m in world.slack.messages())
 
 
 def _state(world: DemoWorld) -> State | None:

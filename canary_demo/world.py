@@ -5,7 +5,8 @@ so a 1 h soak takes seconds."""
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -227,15 +228,33 @@ class DemoWorld:
                 return done
         return minutes
 
-    def watch(self, hours: int, *, step: timedelta = timedelta(minutes=5)) -> None:
-        """After a promotion: the 24 h watch, five simulated minutes at a time (no canary, no alarms left)."""
+    def watch(
+        self, hours: int, *, step: timedelta = timedelta(minutes=5), stop: Callable[[], bool] | None = None
+    ) -> None:
+        """After a promotion: the 24 h watch, five simulated minutes at a time (no canary, no alarms left).
+        `stop`: end early once it holds (checked after each step)."""
         minutes = int(step.total_seconds() // 60)
         for _ in range(hours * 60 // minutes + 2):  # two steps past the end: the tick that closes the watch
             self.sim.minute(self.clock.now().replace(second=0, microsecond=0), minutes=minutes)
             now = self.clock.advance(step)
             self.runtime.soak.tick(now)
             self.runtime.soak.report(now)
+            if stop is not None and stop():
+                break
         self.screen.flush()
+
+    @contextmanager
+    def quietly(self) -> Iterator[None]:
+        """What happens inside is not printed (the story so far, told in one line); buttons stay numbered."""
+        write = self.write
+        self.write = _say_nothing
+        self.screen.set_writer(_say_nothing)
+        try:
+            yield
+            self.screen.flush()
+        finally:
+            self.write = write
+            self.screen.set_writer(write)
 
     def alias(self) -> tuple[str, dict[str, float]]:
         got = self.lambda_.get_alias(FunctionName=LEGO_API, Name=PRODUCTION_ALIAS)
@@ -257,3 +276,7 @@ def _ack_text(body: str) -> str:
     except ValueError:
         return body
     return str(payload.get("text") or payload)
+
+
+def _say_nothing(_text: str) -> None:
+    return None

@@ -1,4 +1,4 @@
-"""`make demo` tells the whole story on its own: exit 0 only when both scenarios end as they should."""
+"""`make demo` tells the whole story on its own: exit 0 only when all three scenarios end as they should."""
 
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ def test_the_demo_promotes_the_healthy_canary_and_rolls_back_the_bad_one(
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     out = run.stdout
     aliases = re.findall(r"FunctionVersion=(\d+)\s+RoutingConfig.AdditionalVersionWeights=(\S+)", out)
-    # healthy: before and after; bad canary: after the rollback
-    assert aliases == [("1", "{}"), ("2", "{}"), ("1", "{}")]
+    # healthy: before and after; bad canary: after the rollback; regression: promoted, then reverted
+    assert aliases == [("1", "{}"), ("2", "{}"), ("1", "{}"), ("2", "{}"), ("1", "{}")]
     assert "Soak report 4/4" in out
     assert "two-person rule" in out and "Promoted by @joe" in out
     assert (
@@ -51,7 +51,8 @@ def test_the_demo_reads_as_a_person_would_read_it(demo_run: subprocess.Completed
     doubled = re.findall(r"\b([A-Za-z]{3,})\b[:\s]+\1\b", out, flags=re.I)
     assert doubled == [], doubled
     assert "Promoted by @joe at 15:01 UTC: production-lego-api:production now 100% v2" in out
-    healthy, bad = out.split("Scenario 2", 1)
+    healthy, rest = out.split("Scenario 2", 1)
+    bad, regression = rest.split("Scenario 3", 1)
 
     # The post-deployment summary gives the last soak report's figures: one set of figures.
     last_report = healthy[healthy.rindex("Soak report 4/4") :]
@@ -73,6 +74,14 @@ def test_the_demo_reads_as_a_person_would_read_it(demo_run: subprocess.Completed
     assert len(timings) == 1, timings
     assert bad.count("also sent to the channel") == 1
     assert after.count("@sre-oncall") == 1
+
+    # Revert from the watch's alert: one alert, one Revert, the seed's messages, v1 back.
+    assert regression.count("breaches its thresholds during the watch") == 1
+    assert "presses [" in regression and "] Revert to v1" in regression
+    reverted = regression[
+        regression.index("Reverted the promotion of production-lego-api:production to v1") :
+    ]
+    assert "ROLLBACK INITIATED" in reverted and "Investigating: LEGO API Deployment Rollback" in reverted
 
 
 def test_a_wrong_demo_option_is_a_usage_error() -> None:
