@@ -25,7 +25,7 @@ from bot.aws.alarms import CloudWatchAlarms
 from bot.aws.traffic import LambdaTraffic
 from bot.clock import SystemClock
 from bot.composition import alarm_responder
-from bot.config import load_policy
+from bot.config import Policy, load_policy
 from bot.events import RecordingNotifier
 from bot.service import CanaryService
 from bot.store import SqliteStore
@@ -51,7 +51,8 @@ def run(*, trials: int = 50) -> list[Check]:
         service = CanaryService(
             traffic=LambdaTraffic(lam),
             store=SqliteStore(Path(tmp) / "bench.db"),
-            policy=load_policy(None),
+            # Each trial starts v2 again after the last one rolled it back: no rollback lock on it.
+            policy=_without_rollback_lock(load_policy(None)),
             clock=SystemClock(),
             notifier=RecordingNotifier(),
             alarms=CloudWatchAlarms(cloudwatch, REGION),
@@ -93,6 +94,10 @@ def _checks(ours: list[float], raw: list[float]) -> list[Check]:
             passed=ours_p99 <= raw_p99 + P99_OVER_RAW_MS,
         ),
     ]
+
+
+def _without_rollback_lock(policy: Policy) -> Policy:
+    return policy.model_copy(update={"defaults": {**policy.defaults, "lock_after_rollback": False}})
 
 
 def _raw_update_alias(lam: object) -> float:

@@ -9,6 +9,7 @@ import pytest
 
 from bot.actors import cli_actor
 from bot.canary import InvalidPlan
+from bot.composition import build_runbook
 from bot.events import Started, StateNoted, TrafficChanged
 from bot.model import State
 from bot.ports import AliasDrift, AwsFailure, FunctionNotFound, LiveDeploymentExists, VersionNotFound
@@ -302,6 +303,7 @@ def test_history_lists_every_step_with_its_actor() -> None:
     world = make_world()
     world.start()
     world.service.rollback(FN, None, JOE, reason="bad")
+    build_runbook(world.service).locks.unlock(FN, None, JOE)  # the rollback locked v2
     world.start(actor=MARIA)
     world.service.promote(FN, None, JOE)
     history = world.service.history(FN)

@@ -38,6 +38,7 @@ def test_hold_from_an_ended_deployments_message_does_not_hold_the_newer_canary(s
     _start(sw)
     old_hold = _controls(sw)[views.ACTION_HOLD]
     sw.world.service.rollback(FN, None, BOT, reason="soak breach")
+    sw.command(f"unlock {FN}", user=APPROVER)  # the rollback locked v2
     newer = _start(sw)
     sw.click(views.ACTION_HOLD, old_hold, user=APPROVER)
     assert sw.last_response()["replace_original"] is False
