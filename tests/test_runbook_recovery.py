@@ -84,9 +84,9 @@ def test_revert_after_a_promotion_routes_all_back_to_the_version_before(aws: Mot
     assert aws.run(f"revert {LEGO_API} --reason p95-up --yes") == 0
 
     assert aws.alias() == ("1", {})
-    [d] = aws.service.store.history(LEGO_API, PRODUCTION_ALIAS, 1)
+    [d] = aws.service.ports.store.history(LEGO_API, PRODUCTION_ALIAS, 1)
     assert d.state is State.ROLLED_BACK and d.watch_until is None and d.reason == "p95-up"
-    phases = [(r.action, r.phase) for r in aws.service.store.audit_for(d.id) if r.action == "revert"]
+    phases = [(r.action, r.phase) for r in aws.service.ports.store.audit_for(d.id) if r.action == "revert"]
     assert phases == [("revert", "intent"), ("revert", "done")]  # audited before and after
     assert "reverted: production-lego-api:production now 100% v1" in aws.out.getvalue()
 
@@ -143,7 +143,7 @@ def test_fallback_publishes_the_serving_code_without_redis_and_routes_all_to_it(
     assert aws.alias() == ("3", {})
     assert "REDIS_URL" not in aws.env("3") and "REDIS_URL" in aws.env("2")
     assert aws.env("3") == aws.env("1")
-    [d] = aws.service.store.history(LEGO_API, PRODUCTION_ALIAS, 1)
+    [d] = aws.service.ports.store.history(LEGO_API, PRODUCTION_ALIAS, 1)
     assert (d.state, d.stable_version, d.canary_version) == (State.PROMOTED, "2", "3")
     assert d.changes == {"REDIS_URL": None}
 
@@ -164,7 +164,7 @@ def test_fallback_rolls_a_live_canary_back_first(aws: Moto) -> None:
     assert aws.run(f"fallback {LEGO_API} --unset REDIS_URL --yes") == 0
 
     assert aws.alias() == ("3", {})
-    canary = [d for d in aws.service.store.history(LEGO_API, PRODUCTION_ALIAS, 5) if d.canary_version == "2"]
+    canary = [d for d in aws.service.ports.store.history(LEGO_API, PRODUCTION_ALIAS, 5) if d.canary_version == "2"]
     assert canary[0].state is State.ROLLED_BACK
 
 
@@ -212,7 +212,7 @@ def promoted(world: World) -> str:
 
 
 def deps_of(world: World) -> Deps:
-    return Deps(service=world.service, clock=world.clock)
+    return Deps(service=world.service, clock=world.clock, store=world.store)
 
 
 def click(world: World, action: str, value: str, actor: Any = APPROVER) -> Any:
@@ -220,7 +220,7 @@ def click(world: World, action: str, value: str, actor: Any = APPROVER) -> Any:
 
 
 def alert_revert_value(world: World, deployment_id: str) -> str:
-    d = world.service.store.get(deployment_id)
+    d = world.store.get(deployment_id)
     assert d is not None
     alert = WatchAlert(deployment=d, at=world.clock.now(), actor="canary-bot", reason="p95 180 ms > 100 ms")
     blocks = watch_alert_blocks(alert, policy=world.service.policy_for(FN), now=world.clock.now())
@@ -231,13 +231,13 @@ def alert_revert_value(world: World, deployment_id: str) -> str:
 def test_revert_from_the_watch_alert_ends_the_watch_and_is_announced() -> None:
     world = make_world()
     deployment_id = promoted(world)
-    assert [d.id for d in world.service.store.list_watching(world.clock.now())] == [deployment_id]
+    assert [d.id for d in world.store.list_watching(world.clock.now())] == [deployment_id]
 
     reply = click(world, views.ACTION_REVERT, alert_revert_value(world, deployment_id))
 
     assert reply.replace_original and "Reverted by <@UAPPROVER1>" in reply.text
     assert world.alias() == ("1", {})
-    assert world.service.store.list_watching(world.clock.now()) == []
+    assert world.store.list_watching(world.clock.now()) == []
     [told] = [e for e in world.notifier.events if isinstance(e, TrafficChanged) and e.action == "reverted"]
     blocks = views.traffic_changed_blocks(told, policy=world.service.policy_for(FN), now=world.clock.now())
     text = json.dumps(blocks)
@@ -311,7 +311,7 @@ def test_a_crash_between_publish_and_routing_publishes_once_and_the_reconciler_f
     with pytest.raises(ActionPending):
         book.fallback.fallback(FN, None, APPROVER, unset=["REDIS_URL"], reason="redis down")
     assert world.alias() == ("2", {})
-    [intent] = [i for i in world.service.store.unfinished_intents() if i.kind == "fallback"]
+    [intent] = [i for i in world.store.unfinished_intents() if i.kind == "fallback"]
     assert intent.detail["published"] == "3" and intent.target.version == "3"
 
     world.service.reconciler.run_once(all_open=True)
@@ -381,8 +381,8 @@ def test_a_rollback_locks_new_canaries_of_that_version_until_unlocked_or_overrid
     world.service.plan(StartArgs(function=FN, version="2", override_lock="fixed in config"), APPROVER)
     audited = [
         r
-        for d in world.service.store.history(FN, ALIAS, 5)
-        for r in world.service.store.audit_for(d.id)
+        for d in world.store.history(FN, ALIAS, 5)
+        for r in world.store.audit_for(d.id)
         if r.action == "override_lock"
     ]
     assert (
@@ -425,7 +425,7 @@ def test_unlock_is_for_approvers_and_lock_for_whoever_may_start() -> None:
     with pytest.raises(NotAuthorized):
         book.locks.unlock(FN, None, OUTSIDER)
     assert book.locks.unlock(FN, None, APPROVER).locks
-    assert world.service.store.locks_for(FN, ALIAS) == []
+    assert world.store.locks_for(FN, ALIAS) == []
 
 
 def test_slack_status_and_app_home_show_the_locks() -> None:
@@ -437,7 +437,7 @@ def test_slack_status_and_app_home_show_the_locks() -> None:
 
     reply = status.handle(StatusArgs(), APPROVER, deps_of(world))
     home = views.home_view(
-        [], now=world.clock.now(), can_act=lambda _d, _a: False, locks=world.service.store.list_locks()
+        [], now=world.clock.now(), can_act=lambda _d, _a: False, locks=world.store.list_locks()
     )
 
     for shown in (json.dumps(reply.blocks), json.dumps(home)):
