@@ -82,7 +82,8 @@ def policy_yaml(
     *, steps: str = "[5%]", soak: str = "1h", report_every: str = "1h", period: str = "60s", **defaults: Any
 ) -> str:
     """A policy for the seed's function: approvers by user ID (no usergroups.users.list), cache checks off
-    (no Logs Insights: moto ignores its queries), no watch after a promotion.
+    (no Logs Insights: moto ignores its queries), no watch after a promotion, no rollback lock (the stories
+    start v2 again after each rollback).
 
     `period` 60s (CloudWatch alarms need a multiple of 60 s) judges nothing within a test's lifetime; tests of
     the soak pass a short one (2s), and then the canary's alarms cannot be created (a warning is posted)."""
@@ -95,6 +96,7 @@ def policy_yaml(
         "min_invocations": 10,
         "approval_timeout": "1h",
         "watch_after_promote": "0s",
+        "lock_after_rollback": "false",
         **defaults,
     }
     lines = ["defaults:"]
