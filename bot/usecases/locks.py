@@ -13,7 +13,7 @@ from bot.config import FunctionPolicy, Policy
 from bot.locks import describe, lock_audit_id
 from bot.model import AuditRecord, DeployLock
 from bot.ports import Clock, StorePort
-from bot.service import NotInPolicy, Refused
+from bot.usecases.refusals import NotInPolicy, Refused
 
 
 @dataclass(frozen=True)

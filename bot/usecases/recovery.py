@@ -24,7 +24,8 @@ from bot.intents import Intent, Routing
 from bot.model import AliasState, Deployment, State
 from bot.ports import AliasDrift, Clock, IntentInProgress, StaleDeployment, StorePort, TrafficPort
 from bot.reconciler import DriveResult, Reconciler, new_intent_id, rollback_intent
-from bot.service import ActionPending, ActionResult, AlreadyActed, NotInPolicy, Refused
+from bot.usecases.refusals import ActionPending, AlreadyActed, NotInPolicy, Refused
+from bot.usecases.results import ActionResult
 
 FALLBACK_ID_PREFIX = "f-"
 
