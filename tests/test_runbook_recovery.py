@@ -164,7 +164,9 @@ def test_fallback_rolls_a_live_canary_back_first(aws: Moto) -> None:
     assert aws.run(f"fallback {LEGO_API} --unset REDIS_URL --yes") == 0
 
     assert aws.alias() == ("3", {})
-    canary = [d for d in aws.service.ports.store.history(LEGO_API, PRODUCTION_ALIAS, 5) if d.canary_version == "2"]
+    canary = [
+        d for d in aws.service.ports.store.history(LEGO_API, PRODUCTION_ALIAS, 5) if d.canary_version == "2"
+    ]
     assert canary[0].state is State.ROLLED_BACK
 
 
@@ -443,3 +445,24 @@ def test_slack_status_and_app_home_show_the_locks() -> None:
     for shown in (json.dumps(reply.blocks), json.dumps(home)):
         assert "production-lego-api:production locked by <@UAPPROVER1>" in shown
         assert "incident &lt;42&gt;" in shown
+
+
+def test_a_start_while_a_fallback_is_being_applied_does_not_cancel_it() -> None:
+    world = make_world()
+    promoted(world)
+    book = build_runbook(world.service)
+    real = world.traffic.update_routing
+
+    def throttled(*args: Any, **kwargs: Any) -> Any:
+        raise AwsFailure("Throttling")
+
+    world.traffic.update_routing = throttled  # type: ignore[method-assign]
+    with pytest.raises(ActionPending):
+        book.fallback.fallback(FN, None, APPROVER, unset=["REDIS_URL"], reason="redis down")
+    world.traffic.update_routing = real  # type: ignore[method-assign]
+
+    # The same approver, or anyone after the plan TTL, starting a canary must not cancel the fallback's plan.
+    with pytest.raises(Exception, match="already has a live canary"):
+        world.service.plan(StartArgs(function=FN, version="1"), APPROVER)
+    world.service.reconciler.run_once(all_open=True)
+    assert world.alias() == ("3", {})

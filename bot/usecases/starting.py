@@ -192,8 +192,12 @@ class Starting:
         live = self._store.live_for(function, alias)
         if live is None:
             return
-        if live.state is State.PLANNED and (
-            now - live.created_at > self._plan_ttl or actor.is_person(live.created_by)
+        # A plan whose change is being applied (a Start, a fallback) is not stale: it is under way.
+        applying = self._store.open_intent_for(live.id) is not None
+        if (
+            live.state is State.PLANNED
+            and not applying
+            and (now - live.created_at > self._plan_ttl or actor.is_person(live.created_by))
         ):
             self._writer.transition(
                 canary.cancel(live, now=now, actor=actor.label, reason="superseded by a new plan")
