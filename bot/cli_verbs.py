@@ -27,6 +27,8 @@ from bot.ports import (
     PublishConflict,
     StaleDeployment,
 )
+from bot.preflight import PreflightReport
+from bot.preflight_guard import PreflightFailed, report_for
 from bot.service import (
     ActionPending,
     CanaryService,
@@ -45,6 +47,7 @@ from bot.verbs import (
     HoldArgs,
     LockArgs,
     RevertArgs,
+    PreflightArgs,
     RollbackArgs,
     StartArgs,
     StatusArgs,
@@ -63,8 +66,8 @@ from bot.views.text import threshold_rules, threshold_sentence
 EXIT_OK, EXIT_AWS, EXIT_BAD_INPUT, EXIT_REFUSED = 0, 1, 2, 3
 
 CLI_USAGE = (
-    "usage: canary-bot [--json] [--yes] VERB ...   (verbs: start status promote rollback history weight hold "
-    "resume extend revert fallback lock unlock help) | canary-bot serve | canary-bot init-store | "
+    "usage: canary-bot [--json] [--yes] VERB ...   (verbs: start preflight status promote rollback history weight "
+    "hold resume extend revert fallback lock unlock help) | canary-bot serve | canary-bot init-store | "
     "canary-bot demo [--interactive]"
 )
 
@@ -81,7 +84,8 @@ def exit_code_for(exc: BaseException) -> int:
         | NotAuthorized
         | IllegalTransition
         | PublishConflict
-        | Locked,
+        | Locked
+        | PreflightFailed,
     ):
         return EXIT_REFUSED
     if isinstance(exc, AwsFailure):
@@ -194,6 +198,10 @@ def _dispatch(
                 args.function, args.alias, actor, reason=args.reason, expected_revision=d.revision
             )
             return emit(result, result.message)
+        case PreflightArgs():
+            report = report_for(service.starting.preflight, service.policy_for(args.function), args)
+            emit(report, render_preflight(report))
+            return EXIT_OK if report.ok else EXIT_REFUSED
         case HistoryArgs():
             history = service.history(args.function, args.alias, args.limit)
             return emit(history, render_history(history))
@@ -312,6 +320,14 @@ def _confirmed(
 
 
 # ---------------------------------------------------------------- plain-text rendering
+def render_preflight(report: PreflightReport, indent: str = "") -> str:
+    lines = [f"{indent}{report.summary()}"]
+    lines += [f"{indent}  {r.line()}" for r in report.results]
+    if report.overridden_by:
+        lines.append(f"{indent}  overridden by {report.overridden_by}: {report.override_reason}")
+    return "\n".join(lines)
+
+
 def render_plan(plan: StartPlan) -> str:
     d, policy = plan.deployment, plan.policy
     new = ""
@@ -339,6 +355,8 @@ def render_plan(plan: StartPlan) -> str:
         lines.append(f"  Alarms    {alarm_rollback_off_line(plan.alarm_rollback_off)}")
     if plan.alarms_overridden:
         lines.append(f"  Override  alarms in ALARM: {', '.join(plan.alarms_overridden)}")
+    if plan.preflight is not None:
+        lines.append(render_preflight(plan.preflight, indent="  "))
     return "\n".join(lines)
 
 

@@ -22,7 +22,7 @@ from bot.actors import Actor, Authorizer, cli_actor
 from bot.config import Policy, Settings, load_policy
 from bot.events import Notifier, NullNotifier
 from bot.outbox import Outbox
-from bot.ports import AlarmsPort, Clock, MetricsPort, StorePort, TrafficPort
+from bot.ports import AlarmsPort, Clock, MetricsPort, PreflightPort, StorePort, TrafficPort
 from bot.service import CanaryService, why_alarm_rollback_off
 from bot.usecases.locks import DeployLocks
 from bot.usecases.recovery import Fallback, Revert
@@ -41,6 +41,7 @@ class AwsAdapters:
     metrics: MetricsPort
     alarms: AlarmsPort | None
     sqs: Any | None = None  # boto3 SQS client, for the alarm queue
+    preflight: PreflightPort | None = None  # the pre-deployment checklist's facts
 
 
 def aws_adapters(settings: Settings) -> AwsAdapters:
@@ -54,11 +55,35 @@ def aws_adapters(settings: Settings) -> AwsAdapters:
     region = settings.aws_region
     cloudwatch = cloudwatch_client(region=region)
     cache = LogsInsightsCache(logs_client(region=region), sleep=time.sleep, monotonic=time.monotonic)
+    lambdas = lambda_client(region=region)
+    metrics = CloudWatchMetrics(cloudwatch, cache)
+    alarms = CloudWatchAlarms(cloudwatch, region, logs=logs_client(region=region))
     return AwsAdapters(
-        traffic=LambdaTraffic(lambda_client(region=region)),
-        metrics=CloudWatchMetrics(cloudwatch, cache),
-        alarms=CloudWatchAlarms(cloudwatch, region),
+        traffic=LambdaTraffic(lambdas),
+        metrics=metrics,
+        alarms=alarms,
         sqs=sqs_client(region=region) if settings.alarm_queue_url else None,
+        preflight=aws_preflight(region, lambdas=lambdas, alarms=alarms, metrics=metrics),
+    )
+
+
+def aws_preflight(region: str, *, lambdas: Any, alarms: AlarmsPort, metrics: MetricsPort) -> PreflightPort:
+    """The checklist's read-only describe calls (billing alarms are read in us-east-1, where they live)."""
+    from bot.aws.clients import aws_client, cloudwatch_client
+    from bot.aws.preflight import BILLING_REGION, AwsPreflight
+    from bot.clock import SystemClock
+
+    return AwsPreflight(
+        lambda_client=lambdas,
+        ec2=aws_client("ec2", region=region),
+        elasticache=aws_client("elasticache", region=region),
+        secretsmanager=aws_client("secretsmanager", region=region),
+        billing_cloudwatch=cloudwatch_client(region=BILLING_REGION),
+        iam=aws_client("iam", region=region),
+        sts=aws_client("sts", region=region),
+        clock=SystemClock(),
+        alarms=alarms,
+        metrics=metrics,
     )
 
 
@@ -110,6 +135,7 @@ def build_service(
         alarm_topic_arn=settings.alarm_topic_arn,
         lease_ttl=settings.lease_ttl,
         escalate_after=settings.escalate_after,
+        preflight=aws.preflight,
     )
 
 

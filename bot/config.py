@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -11,7 +12,10 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.model import Thresholds
+from bot.preflight import CHECKS, unknown_checks
 from bot.units import TYPED, Duration, Percent
+
+_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 
 
 class Settings(BaseSettings):
@@ -86,6 +90,31 @@ class CanaryDefaults(BaseModel):
     lock_after_rollback: bool = True
     thresholds: Thresholds = Thresholds()
     statistical: StatisticalCheck = StatisticalCheck()
+    # The pre-deployment checklist (bot.preflight): named checks run by `preflight` and before every `start`
+    # (`function` always runs). A 🔴 blocks the start unless an approver overrides it with a reason.
+    preflight: tuple[str, ...] = ()
+    cache_url_env: str = "REDIS_URL"  # the environment variable the redis_url / cache_reachable checks read
+    billing_alarm_usd: float = Field(default=50.0, gt=0)  # the billing_alarm check: an alarm at most this
+    # SNS topics that also get the alarm alert and the rollback messages (bot.sns_fanout).
+    notify_topics: tuple[str, ...] = ()
+
+    @field_validator("preflight")
+    @classmethod
+    def _known_checks(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        missing = unknown_checks(names)
+        if missing:
+            raise ValueError(
+                f"unknown preflight check(s) {', '.join(missing)}; known: {', '.join(sorted(CHECKS))}"
+            )
+        return names
+
+    @field_validator("notify_topics")
+    @classmethod
+    def _topic_arns(cls, topics: tuple[str, ...]) -> tuple[str, ...]:
+        for topic in topics:
+            if not _TOPIC_ARN.match(topic):
+                raise ValueError(f"{topic!r} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)")
+        return topics
 
     @field_validator("steps")
     @classmethod
@@ -111,6 +140,7 @@ class FunctionPolicy(CanaryDefaults):
     log_group: str | None = None
     cache_query: str | None = None
     service_name: str | None = None  # human name for messages ("LEGO API")
+    secret: str | None = None  # the Secrets Manager secret the `secret` preflight check looks for
 
 
 class Policy(BaseModel):

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from bot.intents import Intent
 from bot.model import AliasState, AuditRecord, DeployLock, Deployment, PeriodFigures, Thresholds
 from bot.outbox_model import OutboxMessage
+from bot.preflight import Fact, PreflightFacts, PreflightRequest
 
 
 # ---------------------------------------------------------------- errors
@@ -158,14 +159,18 @@ class AlarmsPort(Protocol):
         thresholds: Thresholds,
         period_seconds: int = 300,
         evaluation_periods: int = 2,
+        log_group: str | None = None,
     ) -> list[str]:
-        """Create the canary's alarms (a metric whose threshold is None gets none); return their names."""
+        """Create the canary's alarms (a metric whose threshold is None gets none); return their names.
+
+        With a log group: also the cache hit rate's log metric filters and its metric-math alarm."""
         ...
 
     def delete_alarms(self, names: Sequence[str]) -> None: ...
 
-    def delete_canary_alarms(self, deployment: Deployment) -> None:
-        """Delete the alarms create_canary_alarms made for this deployment (gone already is fine)."""
+    def delete_canary_alarms(self, deployment: Deployment, *, log_group: str | None = None) -> None:
+        """Delete the alarms create_canary_alarms made for this deployment, and with a log group its cache
+        metric filters (gone already is fine)."""
         ...
 
     def alarms_in_alarm(self, function: str) -> list[str]:
@@ -179,6 +184,26 @@ class AlarmsPort(Protocol):
 
         thresholds draws the rollback lines; log_group defaults to /aws/lambda/<function>.
         """
+        ...
+
+
+# ---------------------------------------------------------------- preflight
+class PreflightPort(Protocol):
+    """Gathers the facts the pre-deployment checks read (bot.preflight evaluates them). Read-only."""
+
+    def gather(self, request: PreflightRequest, needs: frozenset[Fact]) -> PreflightFacts:
+        """Only the facts in `needs`. A fact AWS would not give (denied, throttled, not found where that
+        is not itself the answer) is left unset with the reason in PreflightFacts.unknown: never raises
+        for one fact; raises AwsFailure only when nothing at all could be asked."""
+        ...
+
+
+# ---------------------------------------------------------------- notifications beyond Slack
+class TopicPublisher(Protocol):
+    """SNS Publish (the alert fan-out)."""
+
+    def publish(self, topic_arn: str, *, subject: str, message: str) -> str:
+        """One message; returns its MessageId. Raises AwsFailure."""
         ...
 
 

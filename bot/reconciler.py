@@ -428,7 +428,7 @@ class Reconciler:
         if intent.kind == "start":
             self._create_alarms(d, policy)
         elif intent.kind in ("promote", "rollback"):
-            self._delete_alarms(d)
+            self._delete_alarms(d, policy.log_group)
         if intent.kind == "rollback" and policy.lock_after_rollback:
             lock_rolled_back_version(self._store, d, at=intent.done_at or self._clock.now())
         ref = self._notify(self._announcement(intent, d))
@@ -495,6 +495,7 @@ class Reconciler:
                 thresholds=policy.thresholds,
                 period_seconds=int(policy.period.total_seconds()),
                 evaluation_periods=policy.evaluation_periods,
+                log_group=policy.log_group,
             )
             self._alarms.put_dashboard(d, thresholds=policy.thresholds, log_group=policy.log_group)
         except Exception as exc:
@@ -509,12 +510,12 @@ class Reconciler:
                 )
             )
 
-    def _delete_alarms(self, d: Deployment) -> None:
-        """The canary's alarms end with it; its dashboard stays for the post-deployment review."""
+    def _delete_alarms(self, d: Deployment, log_group: str | None = None) -> None:
+        """The canary's alarms (and cache metric filters) end with it; its dashboard stays for the review."""
         if self._alarms is None:
             return
         try:
-            self._alarms.delete_canary_alarms(d)
+            self._alarms.delete_canary_alarms(d, log_group=log_group)
         except Exception:
             log.exception("could not delete alarms for %s", d.id)
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from bot.actors import Authorizer
 from bot.config import Policy
 from bot.events import Notifier, NullNotifier
-from bot.ports import AlarmsPort, Clock, NotFound, StorePort, TrafficPort
+from bot.ports import AlarmsPort, Clock, NotFound, PreflightPort, StorePort, TrafficPort
 from bot.reconciler import Reconciler
 from bot.usecases.announcer import Announcer
 from bot.usecases.automatic import Automatic
@@ -65,6 +65,7 @@ class CanaryService:
         reconciler: Reconciler | None = None,
         lease_ttl: timedelta = timedelta(seconds=30),
         escalate_after: int = 3,
+        preflight: PreflightPort | None = None,
     ) -> None:
         authorizer = authorizer or Authorizer()
         self.ports = ServicePorts(
@@ -96,6 +97,7 @@ class CanaryService:
             alarm_topic_arn=alarm_topic_arn,
             new_id=new_id,
             plan_ttl=plan_ttl,
+            preflight=preflight,
         )
         self.controlling = Controlling(
             traffic=traffic,

@@ -27,7 +27,9 @@ ENV_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 USAGE: dict[str, str] = {
     "start": "start FUNCTION [VERSION] [--alias ALIAS] [--weight 5%] [--soak 1h] "
-    "[--publish [--set KEY=VALUE ...] [--unset KEY ...]] [--override-alarms REASON] [--override-lock REASON]",
+    "[--publish [--set KEY=VALUE ...] [--unset KEY ...]] [--override-alarms REASON] [--override-lock REASON] "
+    "[--override-preflight REASON]",
+    "preflight": "preflight FUNCTION [VERSION] [--alias ALIAS]",
     "status": "status [FUNCTION] [--alias ALIAS]",
     "promote": "promote FUNCTION [--alias ALIAS]",
     "rollback": "rollback FUNCTION --reason TEXT [--alias ALIAS]",
@@ -44,6 +46,7 @@ USAGE: dict[str, str] = {
 }
 SUMMARY: dict[str, str] = {
     "start": "preview a canary (optionally publishing a new version) and start it on confirmation",
+    "preflight": "the pre-deployment checklist of a function (and version), each check ✅ / 🔴 / ⚠️",
     "status": "live canaries with weights, soak progress and the latest figures",
     "promote": "send 100% of the alias to the canary version",
     "rollback": "send 100% of the alias back to the stable version",
@@ -92,6 +95,14 @@ class StartArgs(_Base):
     unset_env: tuple[str, ...] = ()
     override_alarms: str | None = None
     override_lock: str | None = None
+    override_preflight: str | None = None
+
+
+class PreflightArgs(_Base):
+    verb: Literal["preflight"] = "preflight"
+    function: str
+    version: str | None = None
+    alias: str | None = None
 
 
 class StatusArgs(_Base):
@@ -176,6 +187,7 @@ class HelpArgs(_Base):
 
 VerbArgs = Annotated[
     StartArgs
+    | PreflightArgs
     | StatusArgs
     | TargetArgs
     | RollbackArgs
@@ -298,6 +310,7 @@ def _parse_start(rest: list[str]) -> StartArgs:
     p.add_argument("--unset", action="append", default=[], dest="unset_env", metavar="KEY")
     p.add_argument("--override-alarms", metavar="REASON")
     p.add_argument("--override-lock", metavar="REASON")
+    p.add_argument("--override-preflight", metavar="REASON")
     ns = _parse(p, rest)
     function = _function(ns.function, "start")
     if ns.version is not None and not VERSION.match(ns.version):
@@ -323,6 +336,8 @@ def _parse_start(rest: list[str]) -> StartArgs:
         raise UsageError("--override-alarms needs a reason, which is audited", "start")
     if ns.override_lock is not None and not ns.override_lock.strip():
         raise UsageError("--override-lock needs a reason, which is audited", "start")
+    if ns.override_preflight is not None and not ns.override_preflight.strip():
+        raise UsageError("--override-preflight needs a reason, which is audited", "start")
     return StartArgs(
         function=function,
         version=ns.version,
@@ -334,7 +349,22 @@ def _parse_start(rest: list[str]) -> StartArgs:
         unset_env=tuple(ns.unset_env),
         override_alarms=ns.override_alarms,
         override_lock=_reason(ns.override_lock, "start"),
+        override_preflight=ns.override_preflight,
     )
+
+
+def _parse_preflight(rest: list[str]) -> PreflightArgs:
+    p = _with_alias(_Parser("preflight"))
+    p.add_argument("function")
+    p.add_argument("version", nargs="?")
+    ns = _parse(p, rest)
+    function = _function(ns.function, "preflight")
+    if ns.version is not None and not VERSION.match(ns.version):
+        raise UsageError(
+            f"version {ns.version!r} must be a published version number such as 2 (none: $LATEST)",
+            "preflight",
+        )
+    return PreflightArgs(function=function, version=ns.version, alias=ns.alias)
 
 
 def _parse_status(rest: list[str]) -> StatusArgs:
@@ -483,6 +513,7 @@ def _parse_help(rest: list[str]) -> HelpArgs:
 
 _PARSERS: dict[str, Callable[[list[str]], VerbArgs]] = {
     "start": _parse_start,
+    "preflight": _parse_preflight,
     "status": _parse_status,
     "promote": _parse_promote,
     "rollback": _parse_rollback,

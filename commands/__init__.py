@@ -12,6 +12,7 @@ from commands import (
     history,
     hold,
     lock,
+    preflight,
     promote,
     resume,
     revert,
@@ -28,6 +29,7 @@ Handler = Callable[[Any, Any, Deps], Reply]
 HANDLERS: dict[str, Handler] = {
     "help": help.handle,
     "start": start.handle,
+    "preflight": preflight.handle,
     "status": status.handle,
     "promote": promote.handle,
     "rollback": rollback.handle,

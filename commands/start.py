@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from bot import views
 from bot.actors import Actor
 from bot.ports import MetricsPort, WindowRequest
+from bot.preflight_guard import PreflightFailed
 from bot.service import ActionResult, StartPlan
 from bot.soak import align_down
 from bot.verbs import StartArgs
@@ -21,7 +22,10 @@ RECENT = timedelta(hours=1)
 
 def handle(args: StartArgs, actor: Actor, deps: Deps) -> Reply:
     def work() -> Reply:
-        plan = deps.service.plan(args, actor)
+        try:
+            plan = deps.service.plan(args, actor)
+        except PreflightFailed as exc:
+            return Reply(text=f"⛔ {exc}", blocks=views.preflight_blocks(exc.report, refused=True))
         now = deps.clock.now()
         metrics = deps.soak.metrics if deps.soak is not None else None
         return Reply(

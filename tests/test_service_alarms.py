@@ -8,7 +8,7 @@ from bot.actors import NotAuthorized
 from bot.service import AlarmsFiring
 from bot.verbs import StartArgs
 from canary_demo.fakes.alarms import FakeAlarms
-from tests.support.world import FN, make_world, slack_user
+from tests.support.world import FN, make_world, policy_with, slack_user
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:canary-bot-alarms"
 
@@ -19,15 +19,29 @@ def test_starting_creates_the_canary_alarms_and_dashboard_and_ending_deletes_the
     world.start()
     names = sorted(alarms.alarms)
     assert names == [
+        "canary-bot/production-lego-api/production/v2/cache-hit-rate",
         "canary-bot/production-lego-api/production/v2/error-rate",
         "canary-bot/production-lego-api/production/v2/p95",
     ]
-    definition = alarms.alarms[names[0]].definition
-    assert definition["AlarmActions"] == [TOPIC]
+    assert all(alarms.alarms[name].definition["AlarmActions"] == [TOPIC] for name in names)
+    # The cache alarm's metric comes from two metric filters on the policy's log group, made with the canary.
+    assert sorted(alarms.metric_filters) == [
+        ("/aws/lambda/production-lego-api", "canary-bot/production-lego-api/production/cache-hit"),
+        ("/aws/lambda/production-lego-api", "canary-bot/production-lego-api/production/cache-miss"),
+    ]
     assert len(alarms.dashboards) == 1
     world.service.rollback(FN, None, slack_user("UAPPROVER1"), reason="done")
     assert alarms.alarms == {}
+    assert alarms.metric_filters == {}
     assert len(alarms.dashboards) == 1  # kept for the post-deployment review
+
+
+def test_without_a_log_group_in_the_policy_there_is_no_cache_alarm_nor_metric_filter() -> None:
+    alarms = FakeAlarms("us-east-1")
+    world = make_world(policy_with(log_group=None), alarms=alarms, alarm_topic_arn=TOPIC)
+    world.start()
+    assert sorted(name.rsplit("/", 1)[1] for name in alarms.alarms) == ["error-rate", "p95"]
+    assert alarms.metric_filters == {}
 
 
 def test_start_is_refused_while_an_alarm_of_the_function_is_in_alarm_naming_it() -> None:

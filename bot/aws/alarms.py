@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from bot.aws.cache_logs import CACHE_HIT_LINE, CACHE_MISS_LINE
 from bot.model import Deployment, Thresholds
 from bot.ports import AwsFailure
 from bot.units import format_percent
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_logs import CloudWatchLogsClient
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,9 @@ NAME_PREFIX: Final = "canary-bot"
 NAMESPACE: Final = "AWS/Lambda"
 ERROR_RATE: Final = "error-rate"
 P95: Final = "p95"
+CACHE_HIT_RATE: Final = "cache-hit-rate"
+CANARY_METRICS: Final = (ERROR_RATE, P95, CACHE_HIT_RATE)
+CACHE_NAMESPACE: Final = "canary-bot/cache"
 DELETE_BATCH: Final = 100  # DeleteAlarms takes at most 100 names
 DASHBOARD_PERIOD_SECONDS: Final = 300  # the seed's 5-minute buckets
 DASHBOARD_LOOKBACK: Final = timedelta(hours=1)  # show stable's baseline before the canary started
@@ -65,6 +70,54 @@ def version_dimensions(deployment: Deployment, version: str) -> list[dict[str, s
     ]
 
 
+# ---------------------------------------------------------------- the cache hit rate, from the logs
+def cache_filter_name(deployment: Deployment, result: str) -> str:
+    """'canary-bot/production-lego-api/production/cache-hit': one pair per function:alias, reused."""
+    return f"{NAME_PREFIX}/{deployment.function}/{deployment.alias}/cache-{result}"
+
+
+def cache_metric_name(deployment: Deployment, result: str) -> str:
+    """'production-lego-api/production/hits' in the canary-bot/cache namespace."""
+    return f"{deployment.function}/{deployment.alias}/{result}s"
+
+
+def cache_metric_filter_requests(deployment: Deployment, log_group: str) -> list[dict[str, Any]]:
+    """PutMetricFilter arguments counting the seed's "Redis cache hit" / "Redis cache miss" log lines (the
+    lines bot.aws.cache_logs reads). A filter cannot read the log stream's name, where Lambda writes the
+    version: these count every version of the function's log group, so the alarm watches the alias's overall
+    hit rate; the per-version judgement stays with the soak's Logs Insights query."""
+    if not _LOG_GROUP.match(log_group):
+        raise ValueError(f"not a log group name: {log_group!r}")
+    return [
+        {
+            "logGroupName": log_group,
+            "filterName": cache_filter_name(deployment, result),
+            "filterPattern": f'"{phrase}"',
+            "metricTransformations": [
+                {
+                    "metricName": cache_metric_name(deployment, result),
+                    "metricNamespace": CACHE_NAMESPACE,
+                    "metricValue": "1",
+                    "unit": "Count",
+                }
+            ],
+        }
+        for result, phrase in (("hit", CACHE_HIT_LINE), ("miss", CACHE_MISS_LINE))
+    ]
+
+
+def _cache_metric_query(query_id: str, deployment: Deployment, result: str, period: int) -> dict[str, Any]:
+    return {
+        "Id": query_id,
+        "MetricStat": {
+            "Metric": {"Namespace": CACHE_NAMESPACE, "MetricName": cache_metric_name(deployment, result)},
+            "Period": period,
+            "Stat": "Sum",
+        },
+        "ReturnData": False,
+    }
+
+
 # ---------------------------------------------------------------- alarm definitions
 def canary_alarm_requests(
     deployment: Deployment,
@@ -73,8 +126,10 @@ def canary_alarm_requests(
     thresholds: Thresholds,
     period_seconds: int = 300,
     evaluation_periods: int = 2,
+    log_group: str | None = None,
 ) -> list[dict[str, Any]]:
-    """PutMetricAlarm arguments for the canary's alarms; a metric whose threshold is None gets none."""
+    """PutMetricAlarm arguments for the canary's alarms; a metric whose threshold is None gets none, and the
+    cache hit rate one only with a log group (its metric comes from cache_metric_filter_requests)."""
     if period_seconds < 60 or period_seconds % 60:
         raise ValueError(f"alarm period must be a positive multiple of 60 s, not {period_seconds}")
     if evaluation_periods < 1:
@@ -129,6 +184,31 @@ def canary_alarm_requests(
                 "Period": period_seconds,
                 "Threshold": thresholds.p95_ms,
                 **common,
+            }
+        )
+    if thresholds.cache_hit_rate is not None and log_group is not None:
+        requests.append(
+            {
+                "AlarmName": alarm_name(deployment, CACHE_HIT_RATE),
+                "AlarmDescription": _description(
+                    deployment,
+                    f"cache hit rate of {deployment.function}:{deployment.alias} (all versions, from the "
+                    f"'{CACHE_HIT_LINE}' / '{CACHE_MISS_LINE}' lines of {log_group}) below "
+                    f"{format_percent(thresholds.cache_hit_rate)} ({window})",
+                ),
+                "Metrics": [
+                    _cache_metric_query("m_hits", deployment, "hit", period_seconds),
+                    _cache_metric_query("m_misses", deployment, "miss", period_seconds),
+                    {
+                        "Id": "e1",
+                        "Expression": "FILL(m_hits, 0) / (FILL(m_hits, 0) + FILL(m_misses, 0))",
+                        "Label": f"{deployment.function}:{deployment.alias} cache hit rate",
+                        "ReturnData": True,
+                    },
+                ],
+                "Threshold": thresholds.cache_hit_rate,
+                **common,
+                "ComparisonOperator": "LessThanThreshold",
             }
         )
     return requests
@@ -192,6 +272,7 @@ def dashboard_body(
     log_group: str | None = None,
 ) -> dict[str, Any]:
     """The seed's dashboard, per version: error rate, latency percentiles, cache performance."""
+    cache_alarmed = log_group is not None and thresholds is not None and thresholds.cache_hit_rate is not None
     log_group = log_group or f"/aws/lambda/{deployment.function}"
     if not _LOG_GROUP.match(log_group):
         raise ValueError(f"not a log group name: {log_group!r}")
@@ -202,27 +283,57 @@ def dashboard_body(
         f"Canary **v{deployment.canary_version}** beside stable **v{deployment.stable_version}** · "
         f"deployment `{deployment.id}` · started by {deployment.created_by}"
     )
+    widgets: list[dict[str, Any]] = [
+        {"type": "text", "x": 0, "y": 0, "width": 24, "height": 2, "properties": {"markdown": header}},
+        _widget(0, 2, 12, _error_rate_properties(deployment, versions, region, thresholds)),
+        _widget(12, 2, 12, _latency_properties(deployment, versions, region, thresholds)),
+        {
+            "type": "log",
+            "x": 0,
+            "y": 8,
+            "width": 24,
+            "height": 6,
+            "properties": {
+                "title": "Cache performance per version (Logs Insights)",
+                "region": region,
+                "view": "table",
+                "query": cache_insights_query(log_group, [v for _, v in versions]),
+            },
+        },
+    ]
+    if cache_alarmed and thresholds is not None and thresholds.cache_hit_rate is not None:
+        widgets.append(_widget(0, 14, 24, _cache_hit_rate_properties(deployment, region, thresholds)))
     return {
         "start": start.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
         "periodOverride": "inherit",
-        "widgets": [
-            {"type": "text", "x": 0, "y": 0, "width": 24, "height": 2, "properties": {"markdown": header}},
-            _widget(0, 2, 12, _error_rate_properties(deployment, versions, region, thresholds)),
-            _widget(12, 2, 12, _latency_properties(deployment, versions, region, thresholds)),
+        "widgets": widgets,
+    }
+
+
+def _cache_hit_rate_properties(deployment: Deployment, region: str, thresholds: Thresholds) -> dict[str, Any]:
+    """The cache alarm's own figure: hits / (hits + misses) from the metric filters, with its threshold."""
+    lines: list[list[str | dict[str, Any]]] = [
+        [CACHE_NAMESPACE, cache_metric_name(deployment, "hit"), {"id": "hits", "visible": False}],
+        [CACHE_NAMESPACE, cache_metric_name(deployment, "miss"), {"id": "misses", "visible": False}],
+        [
             {
-                "type": "log",
-                "x": 0,
-                "y": 8,
-                "width": 24,
-                "height": 6,
-                "properties": {
-                    "title": "Cache performance per version (Logs Insights)",
-                    "region": region,
-                    "view": "table",
-                    "query": cache_insights_query(log_group, [v for _, v in versions]),
-                },
-            },
+                "expression": "100 * FILL(hits, 0) / (FILL(hits, 0) + FILL(misses, 0))",
+                "id": "hit_rate",
+                "label": "cache hit rate % (all versions)",
+            }
         ],
+    ]
+    limit = thresholds.cache_hit_rate or 0.0
+    return {
+        "title": "Cache hit rate (the cache alarm's metric)",
+        "view": "timeSeries",
+        "stacked": False,
+        "region": region,
+        "period": DASHBOARD_PERIOD_SECONDS,
+        "stat": "Sum",
+        "metrics": lines,
+        "yAxis": {"left": {"label": "Hit rate (%)", "min": 0, "max": 100}},
+        "annotations": {"horizontal": [{"label": "rollback threshold", "value": limit * 100}]},
     }
 
 
@@ -331,9 +442,12 @@ def _latency_properties(
 class CloudWatchAlarms:
     """AlarmsPort on CloudWatch. Every AWS error leaves as AwsFailure."""
 
-    def __init__(self, cloudwatch: CloudWatchClient, region: str) -> None:
+    def __init__(
+        self, cloudwatch: CloudWatchClient, region: str, *, logs: CloudWatchLogsClient | None = None
+    ) -> None:
         self._cw = cloudwatch
         self._region = region
+        self._logs = logs  # for the cache hit rate's metric filters; None: no cache alarm
 
     def create_canary_alarms(
         self,
@@ -343,17 +457,26 @@ class CloudWatchAlarms:
         thresholds: Thresholds,
         period_seconds: int = 300,
         evaluation_periods: int = 2,
+        log_group: str | None = None,
     ) -> list[str]:
-        """Create (or overwrite) the canary's alarms; on a failure remove the ones already made."""
+        """Create (or overwrite) the canary's alarms; on a failure remove the ones already made. With a log
+        group (and a logs client) the cache hit rate's metric filters first, then its alarm."""
+        if self._logs is None:
+            log_group = None
         requests = canary_alarm_requests(
             deployment,
             topic_arn=topic_arn,
             thresholds=thresholds,
             period_seconds=period_seconds,
             evaluation_periods=evaluation_periods,
+            log_group=log_group,
         )
         created: list[str] = []
         try:
+            if log_group is not None and thresholds.cache_hit_rate is not None and self._logs is not None:
+                for metric_filter in cache_metric_filter_requests(deployment, log_group):
+                    with _aws(f"PutMetricFilter {metric_filter['filterName']}", service="Logs"):
+                        self._logs.put_metric_filter(**metric_filter)
             for request in requests:
                 with _aws(f"PutMetricAlarm {request['AlarmName']}"):
                     self._cw.put_metric_alarm(**request)
@@ -370,8 +493,18 @@ class CloudWatchAlarms:
             with _aws("DeleteAlarms"):
                 self._cw.delete_alarms(AlarmNames=unique[start : start + DELETE_BATCH])
 
-    def delete_canary_alarms(self, deployment: Deployment) -> None:
-        self.delete_alarms([alarm_name(deployment, ERROR_RATE), alarm_name(deployment, P95)])
+    def delete_canary_alarms(self, deployment: Deployment, *, log_group: str | None = None) -> None:
+        self.delete_alarms([alarm_name(deployment, metric) for metric in CANARY_METRICS])
+        if log_group is None or self._logs is None:
+            return
+        for result in ("hit", "miss"):
+            name = cache_filter_name(deployment, result)
+            try:
+                with _aws(f"DeleteMetricFilter {name}", service="Logs"):
+                    self._logs.delete_metric_filter(logGroupName=log_group, filterName=name)
+            except AwsFailure as exc:
+                if "ResourceNotFoundException" not in str(exc):
+                    raise
 
     def alarms_in_alarm(self, function: str) -> list[str]:
         names: set[str] = set()
@@ -408,15 +541,15 @@ class CloudWatchAlarms:
 
 
 @contextmanager
-def _aws(action: str) -> Iterator[None]:
+def _aws(action: str, *, service: str = "CloudWatch") -> Iterator[None]:
     try:
         yield
     except (ClientError, BotoCoreError) as exc:
-        raise _failure(action, exc) from exc
+        raise _failure(action, exc, service) from exc
 
 
-def _failure(action: str, exc: ClientError | BotoCoreError) -> AwsFailure:
+def _failure(action: str, exc: ClientError | BotoCoreError, service: str = "CloudWatch") -> AwsFailure:
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
-        return AwsFailure(f"CloudWatch {action} failed: {error.get('Code')}: {error.get('Message')}")
-    return AwsFailure(f"CloudWatch {action} failed: {exc}")
+        return AwsFailure(f"{service} {action} failed: {error.get('Code')}: {error.get('Message')}")
+    return AwsFailure(f"{service} {action} failed: {exc}")

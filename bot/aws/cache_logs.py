@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from mypy_boto3_logs.type_defs import ResultFieldTypeDef
 
 __all__ = [
+    "CACHE_HIT_LINE",
+    "CACHE_MISS_LINE",
     "DEFAULT_CACHE_QUERY",
     "CacheCounts",
     "LogsInsightsCache",
@@ -37,6 +39,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# The seed's log lines, one per cache lookup (the cache alarm's metric filters count the same phrases).
+CACHE_HIT_LINE = "Redis cache hit"
+CACHE_MISS_LINE = "Redis cache miss"
 
 # One query gives both figures: grouping by the lookup's result makes the miss row's percentile the
 # cache-miss latency, so no conditional aggregation is needed.

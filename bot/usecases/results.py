@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 from bot.config import FunctionPolicy
 from bot.model import AliasState, AuditRecord, Deployment
 from bot.ports import PublishedVersion
+from bot.preflight import PreflightReport
 
 PLAN_TTL = timedelta(minutes=15)
 
@@ -24,6 +25,7 @@ class StartPlan(BaseModel):
     alarm_rollback_off: str | None = (
         None  # why a CloudWatch alarm cannot roll this canary back (None: it can)
     )
+    preflight: PreflightReport | None = None  # the checklist run before this plan (bot.preflight_guard)
 
     @property
     def after(self) -> str:

@@ -16,11 +16,14 @@ from bot.ports import (
     AlarmsPort,
     Clock,
     LiveDeploymentExists,
+    PreflightPort,
     PublishedVersion,
     StorePort,
     TrafficPort,
     VersionNotFound,
 )
+from bot.preflight_guard import audit_detail as preflight_audit
+from bot.preflight_guard import guard_start
 from bot.units import format_percent
 from bot.usecases.lookup import Lookup, person, state_words
 from bot.usecases.refusals import AlarmsFiring, AlreadyActed, Refused
@@ -56,6 +59,7 @@ class Starting:
         alarm_topic_arn: str | None,
         new_id: Callable[[datetime], str] = default_id,
         plan_ttl: timedelta = PLAN_TTL,
+        preflight: PreflightPort | None = None,
     ) -> None:
         self._traffic = traffic
         self._store = store
@@ -67,6 +71,7 @@ class Starting:
         self._alarm_topic_arn = alarm_topic_arn
         self._new_id = new_id
         self._plan_ttl = plan_ttl
+        self.preflight = preflight  # the pre-deployment checklist's facts (None: no preflight)
 
     @property
     def alarm_rollback_off(self) -> str | None:
@@ -94,6 +99,7 @@ class Starting:
         self._lock_guard(args, alias, args.version, actor)  # deploy locks (bot.locks)
         if not args.publish and args.version is None:
             raise InvalidPlan("give the canary VERSION to route to, or --publish to publish one")
+        preflight = guard_start(self.preflight, args, policy, actor, self._authorizer)
         published: PublishedVersion | None = None
         if args.version is not None:
             if args.version == current.version:
@@ -135,7 +141,10 @@ class Starting:
         planned = t.deployment.model_copy(update={"alias_revision": current.revision_id})
         planned = self._store.create(planned)
         audit = t.audit.model_copy(
-            update={"alias_before": current.routing(), "detail": {"override_alarms": args.override_alarms}}
+            update={
+                "alias_before": current.routing(),
+                "detail": {"override_alarms": args.override_alarms, **preflight_audit(preflight)},
+            }
         )
         self._store.append_audit(audit)
         return StartPlan(
@@ -145,6 +154,7 @@ class Starting:
             published=published,
             alarms_overridden=tuple(overridden),
             alarm_rollback_off=self.alarm_rollback_off,
+            preflight=preflight,
         )
 
     def confirm(

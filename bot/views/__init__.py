@@ -35,6 +35,7 @@ from bot.views.lists import (
 from bot.views.notices import alarm_blocks, state_noted_blocks, traffic_changed_blocks
 from bot.views.parent import headline, parent_blocks, parent_text
 from bot.views.plan import action_prompt_blocks, outcome_blocks, preview_blocks, rollback_reason_modal
+from bot.views.preflight import preflight_blocks
 from bot.views.report import soak_report_blocks
 from bot.views.text import escape, mention, who
 from bot.views.watch import post_mortem_blocks, watch_alert_blocks, watch_check_in_blocks
@@ -71,6 +72,7 @@ __all__ = [
     "parent_text",
     "parse_button_value",
     "post_mortem_blocks",
+    "preflight_blocks",
     "preview_blocks",
     "refusal_blocks",
     "rollback_reason_modal",

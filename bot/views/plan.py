@@ -24,6 +24,7 @@ from bot.views.ids import (
 )
 from bot.views.kit import actions, button, confirm, context, render, section
 from bot.views.parent import alarm_rollback_off_line
+from bot.views.preflight import preflight_section
 from bot.views.text import (
     WARN,
     clip,
@@ -68,6 +69,8 @@ def preview_blocks(
     blocks: list[Block | None] = [section("\n".join(lines))]
     if power is not None and not power.can_pass:
         blocks.append(section(f"{WARN} {cannot_judge(power, d)}"))
+    if plan.preflight is not None:
+        blocks.append(preflight_section(plan.preflight))
     if plan.alarms_overridden:
         firing = ", ".join(f"`{escape(name)}`" for name in plan.alarms_overridden)
         blocks.append(section(f"{WARN} Starting although these alarms are in ALARM (override): {firing}"))

@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bot.aws.alarms import (
-    ERROR_RATE,
-    P95,
+    CANARY_METRICS,
     alarm_is_about,
     alarm_name,
+    cache_filter_name,
+    cache_metric_filter_requests,
     canary_alarm_requests,
     dashboard_body,
     dashboard_name,
@@ -36,6 +37,8 @@ class FakeAlarms:
     region: str = "us-east-1"
     alarms: dict[str, FakeAlarm] = field(default_factory=dict)
     dashboards: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # (log group, filter name) -> the PutMetricFilter arguments
+    metric_filters: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # ------------------------------------------------------------ AlarmsPort
@@ -47,6 +50,7 @@ class FakeAlarms:
         thresholds: Thresholds,
         period_seconds: int = 300,
         evaluation_periods: int = 2,
+        log_group: str | None = None,
     ) -> list[str]:
         requests = canary_alarm_requests(
             deployment,
@@ -54,8 +58,18 @@ class FakeAlarms:
             thresholds=thresholds,
             period_seconds=period_seconds,
             evaluation_periods=evaluation_periods,
+            log_group=log_group,
+        )
+        filters = (
+            cache_metric_filter_requests(deployment, log_group)
+            if log_group is not None and thresholds.cache_hit_rate is not None
+            else []
         )
         with self._lock:
+            for metric_filter in filters:
+                self.metric_filters[(metric_filter["logGroupName"], metric_filter["filterName"])] = (
+                    metric_filter
+                )
             for request in requests:
                 # Like PutMetricAlarm, overwriting keeps nothing of the old alarm: it starts OK again.
                 self.alarms[request["AlarmName"]] = FakeAlarm(request["AlarmName"], request)
@@ -66,8 +80,12 @@ class FakeAlarms:
             for name in names:
                 self.alarms.pop(name, None)
 
-    def delete_canary_alarms(self, deployment: Deployment) -> None:
-        self.delete_alarms([alarm_name(deployment, ERROR_RATE), alarm_name(deployment, P95)])
+    def delete_canary_alarms(self, deployment: Deployment, *, log_group: str | None = None) -> None:
+        self.delete_alarms([alarm_name(deployment, metric) for metric in CANARY_METRICS])
+        if log_group is not None:
+            with self._lock:
+                for result in ("hit", "miss"):
+                    self.metric_filters.pop((log_group, cache_filter_name(deployment, result)), None)
 
     def alarms_in_alarm(self, function: str) -> list[str]:
         with self._lock:
