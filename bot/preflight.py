@@ -63,6 +63,11 @@ class PreflightRequest(_Frozen):
     def qualifier(self) -> str:
         return self.version or LATEST
 
+    @property
+    def target(self) -> str:
+        """'v3', or '$LATEST' (to be published)."""
+        return f"v{self.version}" if self.version else LATEST
+
 
 class SecurityRule(_Frozen):
     """One ingress or egress permission of a security group, as EC2 describes it."""
@@ -296,7 +301,7 @@ def _cache_endpoint(facts: PreflightFacts, settings: PreflightSettings) -> tuple
     env = facts.target_environment or {}
     url = env.get(settings.cache_url_env)
     if url is None:
-        return f"{settings.cache_url_env} is not set on {facts.request.qualifier}"
+        return f"{settings.cache_url_env} is not set on {facts.request.target}"
     try:
         return parse_cache_url(url)
     except ValueError as exc:
@@ -310,7 +315,7 @@ def check_redis_url(facts: PreflightFacts, settings: PreflightSettings) -> Check
     if isinstance(endpoint, str):
         return _result("redis_url", "fail", endpoint)
     host, port = endpoint
-    where = "after --publish's changes" if facts.request.env_changes else f"on {facts.request.qualifier}"
+    where = "after --publish's changes" if facts.request.env_changes else f"on {facts.request.target}"
     return _result("redis_url", "pass", f"{settings.cache_url_env} → {host}:{port} {where}")
 
 
@@ -321,7 +326,7 @@ def check_vpc(facts: PreflightFacts, settings: PreflightSettings) -> CheckResult
         return _result(
             "vpc",
             "fail",
-            f"{facts.request.qualifier} runs outside any VPC: it cannot reach an ElastiCache node",
+            f"{facts.request.target} runs outside any VPC: it cannot reach an ElastiCache node",
         )
     groups = ", ".join(facts.function_security_groups) or "none"
     return _result(

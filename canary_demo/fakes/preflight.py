@@ -27,6 +27,7 @@ class FakeFunction:
     vpc_id: str | None = None
     subnets: dict[str, str] = field(default_factory=dict)  # subnet id -> CIDR
     security_groups: tuple[str, ...] = ()
+    no_vpc: set[str] = field(default_factory=set)  # versions published before the VPC was configured
 
 
 @dataclass
@@ -93,12 +94,13 @@ class FakePreflight:
             return PreflightFacts(**facts, unknown=unknown)
         env = fn.versions.get(request.qualifier)
         if needs & {"configuration", "vpc", "cache"} and env is not None and "configuration" not in unknown:
+            in_vpc = request.qualifier not in fn.no_vpc
             facts.update(
                 environment=dict(env),
-                vpc_id=fn.vpc_id,
-                subnet_ids=tuple(fn.subnets),
-                subnet_cidrs=tuple(fn.subnets.values()),
-                function_security_groups=fn.security_groups,
+                vpc_id=fn.vpc_id if in_vpc else None,
+                subnet_ids=tuple(fn.subnets) if in_vpc else (),
+                subnet_cidrs=tuple(fn.subnets.values()) if in_vpc and "vpc" in needs else (),
+                function_security_groups=fn.security_groups if in_vpc else (),
             )
         if "cache" in needs and "cache" not in unknown and env is not None:
             facts.update(self._cache(request, env, fn))
@@ -129,6 +131,7 @@ class FakePreflight:
         except ValueError:
             return {}
         cache = next((c for c in self.caches if c.address == host.lower()), None)
-        wanted = set(fn.security_groups) | set(cache.security_groups if cache else ())
+        own = () if request.qualifier in fn.no_vpc else fn.security_groups
+        wanted = set(own) | set(cache.security_groups if cache else ())
         groups = {g: self.security_groups[g] for g in sorted(wanted) if g in self.security_groups}
         return {"cache": cache, "security_groups": groups}
