@@ -76,9 +76,12 @@ def cache_filter_name(deployment: Deployment, result: str) -> str:
     return f"{NAME_PREFIX}/{deployment.function}/{deployment.alias}/cache-{result}"
 
 
+_PLURAL: Final = {"hit": "hits", "miss": "misses"}
+
+
 def cache_metric_name(deployment: Deployment, result: str) -> str:
     """'production-lego-api/production/hits' in the canary-bot/cache namespace."""
-    return f"{deployment.function}/{deployment.alias}/{result}s"
+    return f"{deployment.function}/{deployment.alias}/{_PLURAL[result]}"
 
 
 def cache_metric_filter_requests(deployment: Deployment, log_group: str) -> list[dict[str, Any]]:
