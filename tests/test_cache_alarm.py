@@ -159,7 +159,7 @@ def test_a_cache_alarm_that_cannot_be_created_leaves_no_alarm_behind() -> None:
         world = Moto()
         stub = Stubber(world.logs)
         stub.add_client_error("put_metric_filter", "LimitExceededException", "too many filters", 400)
-        with stub, pytest.raises(AwsFailure, match="Logs PutMetricFilter .* LimitExceededException"):
+        with stub, pytest.raises(AwsFailure, match=r"Logs PutMetricFilter .* LimitExceededException"):
             world.adapter.create_canary_alarms(
                 deployment(), topic_arn=TOPIC, thresholds=Thresholds(), log_group=LOG_GROUP
             )

@@ -486,6 +486,8 @@ class CloudWatchAlarms:
                 created.append(request["AlarmName"])
         except AwsFailure:
             self._delete_quietly(created)
+            if log_group is not None:
+                self._delete_filters_quietly(deployment, log_group)
             raise
         return created
 
@@ -498,7 +500,11 @@ class CloudWatchAlarms:
 
     def delete_canary_alarms(self, deployment: Deployment, *, log_group: str | None = None) -> None:
         self.delete_alarms([alarm_name(deployment, metric) for metric in CANARY_METRICS])
-        if log_group is None or self._logs is None:
+        if log_group is not None:
+            self._delete_cache_filters(deployment, log_group)
+
+    def _delete_cache_filters(self, deployment: Deployment, log_group: str) -> None:
+        if self._logs is None:
             return
         for result in ("hit", "miss"):
             name = cache_filter_name(deployment, result)
@@ -535,6 +541,12 @@ class CloudWatchAlarms:
         for message in answer.get("DashboardValidationMessages", []):
             log.warning("dashboard %s: %s (%s)", name, message.get("Message"), message.get("DataPath"))
         return dashboard_url(self._region, name)
+
+    def _delete_filters_quietly(self, deployment: Deployment, log_group: str) -> None:
+        try:
+            self._delete_cache_filters(deployment, log_group)
+        except AwsFailure:
+            log.exception("could not remove the cache metric filters of %s", deployment.id)
 
     def _delete_quietly(self, names: Sequence[str]) -> None:
         try:
