@@ -22,8 +22,17 @@ from bot.actors import Actor, Authorizer, cli_actor
 from bot.config import Policy, Settings, load_policy
 from bot.events import Notifier, NullNotifier
 from bot.outbox import Outbox
-from bot.ports import AlarmsPort, Clock, MetricsPort, PreflightPort, StorePort, TrafficPort
+from bot.ports import (
+    AlarmsPort,
+    Clock,
+    MetricsPort,
+    PreflightPort,
+    StorePort,
+    TopicPublisher,
+    TrafficPort,
+)
 from bot.service import CanaryService, why_alarm_rollback_off
+from bot.sns_fanout import SnsFanout, wants_fanout
 from bot.usecases.locks import DeployLocks
 from bot.usecases.recovery import Fallback, Revert
 
@@ -42,6 +51,7 @@ class AwsAdapters:
     alarms: AlarmsPort | None
     sqs: Any | None = None  # boto3 SQS client, for the alarm queue
     preflight: PreflightPort | None = None  # the pre-deployment checklist's facts
+    topics: TopicPublisher | None = None  # SNS for the alert fan-out (made on demand when None)
 
 
 def aws_adapters(settings: Settings) -> AwsAdapters:
@@ -87,6 +97,14 @@ def aws_preflight(region: str, *, lambdas: Any, alarms: AlarmsPort, metrics: Met
     )
 
 
+def sns_topics(region: str) -> TopicPublisher:
+    """SNS Publish for the alert fan-out, on a client that gives up within seconds."""
+    from bot.aws.clients import aws_client
+    from bot.aws.topics import FANOUT_CONFIG, SnsTopics
+
+    return SnsTopics(aws_client("sns", region=region, config=FANOUT_CONFIG))
+
+
 def slack_client(settings: Settings) -> WebClient | None:
     """The Web API client when SLACK_BOT_TOKEN is set; None otherwise (then nothing is posted to Slack)."""
     from bot.slack_client import make_web_client
@@ -124,6 +142,8 @@ def build_service(
             outbox=outbox,
         )
         groups = SlackGroupDirectory(slack, clock, store=store)
+    if wants_fanout(policy):
+        notifier = SnsFanout(notifier, aws.topics or sns_topics(settings.aws_region), policy, clock)
     return CanaryService(
         traffic=aws.traffic,
         store=store,

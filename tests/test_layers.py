@@ -15,7 +15,16 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("bot", "commands", "handlers")
 
 # No I/O, no clock, no AWS or Slack: the state machine, the judge and what they compute with.
-CORE = ("bot.canary", "bot.judge", "bot.evidence", "bot.intents", "bot.model", "bot.units", "bot.ticks")
+CORE = (
+    "bot.canary",
+    "bot.judge",
+    "bot.evidence",
+    "bot.intents",
+    "bot.model",
+    "bot.units",
+    "bot.ticks",
+    "bot.preflight",
+)
 ADAPTERS = ("bot.aws", "bot.store", "bot.slack_", "bot.outbox", "bot.reconciler", "bot.service", "bot.app")
 OUTSIDE_WORLD = ("boto3", "botocore", "slack_sdk", "slack_bolt", "apscheduler", "waitress", "sqlite3")
 # What only the demo and the tests use; the product must not import it (it stays out of the image).

@@ -50,10 +50,13 @@ def client_config() -> Config:
     )
 
 
-def aws_client(service: str, *, region: str | None = None, endpoint_url: str | None = None) -> Any:
-    """A boto3 client for `service`. region=None uses the environment (AWS_REGION / AWS_DEFAULT_REGION)."""
+def aws_client(
+    service: str, *, region: str | None = None, endpoint_url: str | None = None, config: Config | None = None
+) -> Any:
+    """A boto3 client for `service`. region=None uses the environment (AWS_REGION / AWS_DEFAULT_REGION).
+    `config` replaces the bounded defaults (client_config) for callers that must give up sooner."""
     session = _new_session()
-    kwargs: dict[str, Any] = {"config": client_config()}
+    kwargs: dict[str, Any] = {"config": config or client_config()}
     if region:
         kwargs["region_name"] = region
     if endpoint_url:

@@ -1,0 +1,122 @@
+"""Alert fan-out: the alarm alert and the rollback message also go to each function's `notify_topics` (SNS).
+
+A Notifier decorator around the Slack notifier (composed in bot.composition): the inner notifier is told first,
+then the event is published to every topic the function's policy lists. Publishing never blocks or undoes a
+rollback: it runs after the alias was reverted, every failure is logged and swallowed, and the SNS client gives
+up within seconds. Not durable: a publish that fails is logged, not retried (the Slack message, which goes
+through the outbox, is). The service tells each keyed event once (its `msg:` claim), so a redelivered alarm
+is not published twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+from bot.actors import BOT
+from bot.comms import internal_message, status_page_text
+from bot.config import Policy
+from bot.events import AlarmAlert, AnyEvent, MessageRef, Notifier, TrafficChanged
+from bot.ports import Clock, TopicPublisher
+
+log = logging.getLogger(__name__)
+
+SUBJECT_MAX: Final = 99  # SNS: "less than 100 characters", no line breaks
+
+
+class SnsMessage:
+    __slots__ = ("message", "subject")
+
+    def __init__(self, subject: str, message: str) -> None:
+        self.subject = " ".join(subject.split())[:SUBJECT_MAX]
+        self.message = message
+
+    def __repr__(self) -> str:  # pragma: no cover - debugging aid
+        return f"SnsMessage({self.subject!r})"
+
+
+def fan_out_message(event: AnyEvent, policy: Policy) -> tuple[str, SnsMessage] | None:
+    """(function, message) for the events the topics get: a canary alarm in ALARM (not a follow-up about a
+    rollback already told) and a rollback. Pure."""
+    if isinstance(event, AlarmAlert):
+        return _alarm(event)
+    if isinstance(event, TrafficChanged) and event.action == "rolled_back":
+        return _rollback(event, policy)
+    return None
+
+
+def _alarm(event: AlarmAlert) -> tuple[str, SnsMessage] | None:
+    function = event.function or (event.deployment.function if event.deployment else None)
+    if function is None or event.state.upper() != "ALARM" or event.follow_up:
+        return None
+    d = event.deployment
+    if event.rolled_back and d is not None:
+        action = f"canary-bot rolled {d.key} back to v{d.stable_version}"
+    elif d is not None:
+        action = f"canary v{d.canary_version} of {d.key} is {d.state.value.replace('_', ' ')}"
+    else:
+        action = "no live canary: nothing was changed"
+    lines = [
+        "🚨 Canary Deployment Alert",
+        f"Alarm: {event.alarm_name}",
+        f"Status: {event.state.upper()}",
+        f"Reason: {event.reason}",
+        f"Function: {function}",
+        f"Action: {action}",
+        f"At: {event.at:%Y-%m-%d %H:%M:%S} UTC",
+    ]
+    return function, SnsMessage(f"ALARM: {event.alarm_name}", "\n".join(lines))
+
+
+def _rollback(event: TrafficChanged, policy: Policy) -> tuple[str, SnsMessage]:
+    d = event.deployment
+    found = policy.for_function(d.function)
+    service = found.service_name if found is not None else None
+    reason = event.reason or d.reason or "no reason given"
+    automatic = event.automatic or event.actor == BOT.label
+    internal = internal_message(d, reason=reason, service_name=service, now=event.at, automatic=automatic)
+    public = status_page_text(d, reason=reason, service_name=service, now=event.at, automatic=automatic)
+    body = f"{internal}\n\nStatus page:\n{public}"
+    return d.function, SnsMessage(f"ROLLBACK: {service or d.function} canary rolled back", body)
+
+
+class SnsFanout:
+    """Notifier: `inner` first, then the function's notify_topics for alarm alerts and rollbacks."""
+
+    def __init__(self, inner: Notifier, publisher: TopicPublisher, policy: Policy, clock: Clock) -> None:
+        self._inner = inner
+        self._publisher = publisher
+        self._policy = policy
+        self._clock = clock
+
+    def publish(self, event: AnyEvent) -> MessageRef | None:
+        try:
+            return self._inner.publish(event)
+        finally:
+            self._fan_out(event)
+
+    def _fan_out(self, event: AnyEvent) -> None:
+        try:
+            found = fan_out_message(event, self._policy)
+            if found is None:
+                return
+            function, message = found
+            policy = self._policy.for_function(function)
+            topics = policy.notify_topics if policy is not None else ()
+        except Exception:
+            log.exception("alert fan-out: could not build the message for %s", event.kind)
+            return
+        for topic in topics:
+            try:
+                self._publisher.publish(topic, subject=message.subject, message=message.message)
+            except Exception:
+                log.exception("alert fan-out: publishing %s to %s failed (not retried)", event.kind, topic)
+
+
+def wants_fanout(policy: Policy) -> bool:
+    """True when any function lists notify_topics (only then is an SNS client made)."""
+    for name in policy.function_names():
+        found = policy.for_function(name)
+        if found is not None and found.notify_topics:
+            return True
+    return False

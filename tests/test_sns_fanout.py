@@ -1,0 +1,214 @@
+"""Alert fan-out: a function's notify_topics get the alarm alert and the rollback message (the seed's internal
+text and status-page text) as SNS messages, beside Slack; a failing publish never blocks a rollback."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from bot.actors import cli_actor
+from bot.aws.clients import aws_client
+from bot.aws.topics import SnsTopics
+from bot.config import Settings
+from bot.events import AlarmAlert, RecordingNotifier
+from bot.ports import AwsFailure
+from bot.sns_fanout import SnsFanout, fan_out_message
+from canary_demo.fakes.topics import FakeTopics
+from tests.support.world import FN, World, make_world, policy_with, slack_user
+
+TOPIC = "arn:aws:sns:us-east-1:123456789012:ops-alerts"
+PAGER = "arn:aws:sns:us-east-1:123456789012:pagerduty"
+
+
+def world_with(topics: FakeTopics, notify: list[str] | None = None) -> tuple[World, RecordingNotifier]:
+    policy = policy_with(notify_topics=notify if notify is not None else [TOPIC, PAGER])
+    world = make_world(policy)
+    slack = RecordingNotifier()
+    world.service.notifier = SnsFanout(slack, topics, policy, world.clock)
+    return world, slack
+
+
+def alarm(
+    world: World, *, rolled_back: bool = True, state: str = "ALARM", follow_up: bool = False
+) -> AlarmAlert:
+    d = world.service.store.history(FN, None, 1)[0]
+    return AlarmAlert(
+        at=world.clock.now(),
+        alarm_name="canary-bot/production-lego-api/production/v2/error-rate",
+        state=state,
+        reason="Threshold Crossed: 2 datapoints were greater than the threshold (0.001)",
+        function=FN,
+        deployment=d,
+        rolled_back=rolled_back,
+        follow_up=follow_up,
+        key=f"alarm-test:{state}:{follow_up}",
+    )
+
+
+def test_a_rollback_goes_to_every_topic_with_the_internal_and_status_page_texts() -> None:
+    topics = FakeTopics()
+    world, slack = world_with(topics)
+    world.start()
+    world.service.rollback(FN, None, slack_user("UAPPROVER1"), reason="Error rate exceeded 0.1%")
+    assert [m.topic_arn for m in topics.messages] == [TOPIC, PAGER]
+    message = topics.messages[0]
+    assert message.subject == "ROLLBACK: LEGO API canary rolled back"
+    assert message.message.startswith("🔴 ROLLBACK INITIATED\n- Service: LEGO API (production)")
+    assert "- Reason: Manual decision (Error rate exceeded 0.1%)" in message.message
+    assert "- Action: Reverted to version 1 (the version before v2)" in message.message
+    assert "Status page:\nInvestigating: LEGO API Deployment Rollback" in message.message
+    assert any(e.kind == "traffic_changed" for e in slack.events)  # Slack still told, first
+
+
+def test_an_alarm_alert_goes_to_the_topics_with_what_the_bot_did() -> None:
+    topics = FakeTopics()
+    world, _ = world_with(topics, [TOPIC])
+    world.start()
+    world.service.notify(alarm(world))
+    (message,) = topics.messages
+    assert message.subject == "ALARM: canary-bot/production-lego-api/production/v2/error-rate"
+    assert "🚨 Canary Deployment Alert" in message.message
+    assert "Status: ALARM" in message.message and "Reason: Threshold Crossed" in message.message
+    assert "Action: canary-bot rolled production-lego-api:production back to v1" in message.message
+
+
+@pytest.mark.parametrize(("state", "follow_up"), [("OK", False), ("ALARM", True)])
+def test_an_ok_or_a_follow_up_alarm_is_not_fanned_out(state: str, follow_up: bool) -> None:
+    topics = FakeTopics()
+    world, _ = world_with(topics)
+    world.start()
+    world.service.notify(alarm(world, state=state, follow_up=follow_up))
+    assert topics.messages == []
+
+
+def test_nothing_else_is_fanned_out_and_no_topics_means_no_publish() -> None:
+    topics = FakeTopics()
+    world, slack = world_with(topics, [])
+    world.start()
+    world.service.rollback(FN, None, slack_user("UAPPROVER1"), reason="manual")
+    assert topics.messages == [] and slack.events  # started, rolled back: Slack only
+    world2, _ = world_with(topics)
+    world2.start()
+    assert topics.messages == []  # a start is not an alert
+
+
+def test_a_failing_topic_never_blocks_the_rollback_nor_the_other_topics(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    topics = FakeTopics(failing={TOPIC})
+    world, _ = world_with(topics)
+    world.start()
+    result = world.service.rollback(FN, None, slack_user("UAPPROVER1"), reason="bad canary")
+    assert result.deployment.state.value == "rolled_back" and world.alias() == ("1", {})
+    assert [m.topic_arn for m in topics.messages] == [PAGER]
+    assert "publishing traffic_changed to arn:aws:sns:us-east-1:123456789012:ops-alerts failed" in caplog.text
+
+
+def test_a_failing_slack_notifier_still_fans_out() -> None:
+    class Broken(RecordingNotifier):
+        def publish(self, event: Any) -> None:
+            raise RuntimeError("slack down")
+
+    topics = FakeTopics()
+    policy = policy_with(notify_topics=[TOPIC])
+    world = make_world(policy)
+    world.service.notifier = SnsFanout(Broken(), topics, policy, world.clock)
+    world.start()
+    world.service.rollback(FN, None, slack_user("UAPPROVER1"), reason="bad canary")
+    assert [m.subject for m in topics.messages] == ["ROLLBACK: LEGO API canary rolled back"]
+    assert world.alias() == ("1", {})
+
+
+def test_a_bad_topic_arn_in_the_policy_is_refused() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="is not an SNS topic ARN"):
+        policy_with(notify_topics=["ops-alerts"]).for_function(FN)
+
+
+def test_subjects_stay_within_snss_limit() -> None:
+    world, _ = world_with(FakeTopics())
+    world.start()
+    event = alarm(world).model_copy(update={"alarm_name": "x" * 300})
+    found = fan_out_message(event, world.service.policy)
+    assert found is not None and len(found[1].subject) < 100
+
+
+# ---------------------------------------------------------------- SNS itself (moto: SNS → SQS)
+@pytest.fixture
+def sns_queue() -> Iterator[tuple[Any, str, str]]:
+    with mock_aws():
+        sns = aws_client("sns", region="us-east-1")
+        sqs = aws_client("sqs", region="us-east-1")
+        topic = sns.create_topic(Name="ops-alerts")["TopicArn"]
+        queue = sqs.create_queue(QueueName="ops-alerts")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+        yield sqs, queue, topic
+
+
+def test_the_sns_adapter_delivers_subject_and_message_to_a_subscribed_queue(
+    sns_queue: tuple[Any, str, str],
+) -> None:
+    sqs, queue, topic = sns_queue
+    topics = SnsTopics(aws_client("sns", region="us-east-1"))
+    message_id = topics.publish(
+        topic, subject="ROLLBACK: LEGO API canary rolled back", message="🔴 ROLLBACK INITIATED"
+    )
+    (received,) = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0)["Messages"]
+    envelope = json.loads(received["Body"])
+    assert envelope["MessageId"] == message_id and envelope["TopicArn"] == topic
+    assert (envelope["Subject"], envelope["Message"]) == (
+        "ROLLBACK: LEGO API canary rolled back",
+        "🔴 ROLLBACK INITIATED",
+    )
+
+
+def test_the_sns_adapter_turns_a_missing_topic_into_an_aws_failure(sns_queue: tuple[Any, str, str]) -> None:
+    topics = SnsTopics(aws_client("sns", region="us-east-1"))
+    with pytest.raises(AwsFailure, match=r"SNS Publish to .*nope failed"):
+        topics.publish("arn:aws:sns:us-east-1:123456789012:nope", subject="s", message="m")
+
+
+def test_the_composition_root_wraps_the_notifier_only_when_a_function_lists_topics(
+    sns_queue: tuple[Any, str, str],
+) -> None:
+    from bot.composition import AwsAdapters, build_service
+    from bot.store import open_store
+    from canary_demo.fakes.traffic import lego_api_world
+
+    sqs, queue, topic = sns_queue
+    clock = make_world().clock
+    adapters = AwsAdapters(traffic=lego_api_world(), metrics=None, alarms=None)  # type: ignore[arg-type]
+    plain = build_service(
+        Settings(),
+        policy=policy_with(),
+        clock=clock,
+        store=open_store("sqlite://:memory:"),
+        aws=adapters,
+        slack=None,
+    )
+    assert not isinstance(plain.notifier, SnsFanout)
+    policy = policy_with(notify_topics=[topic])
+    service = build_service(
+        Settings(),
+        policy=policy,
+        clock=clock,
+        store=open_store("sqlite://:memory:"),
+        aws=adapters,
+        slack=None,
+    )
+    assert isinstance(service.notifier, SnsFanout)
+    world = World(traffic=adapters.traffic, clock=clock, notifier=RecordingNotifier(), service=service)  # type: ignore[arg-type]
+    world.start()
+    service.rollback(FN, None, cli_actor("maria"), reason="Cache hit rate below 80%")
+    (received,) = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0)["Messages"]
+    envelope = json.loads(received["Body"])
+    assert envelope["Subject"] == "ROLLBACK: LEGO API canary rolled back"
+    assert "- Reason: Manual decision (Cache hit rate below 80%)" in envelope["Message"]
