@@ -150,17 +150,48 @@ def test_the_dashboard_shows_the_cache_alarms_metric_with_its_threshold() -> Non
     assert all(w["properties"].get("title") != widget["title"] for w in without["widgets"])
 
 
-def test_a_cache_alarm_that_cannot_be_created_leaves_no_alarm_behind() -> None:
+def test_a_refused_metric_filter_costs_the_cache_alarm_only(caplog: pytest.LogCaptureFixture) -> None:
+    with mock_aws():
+        from botocore.stub import Stubber
+
+        world = Moto()
+        # A function that never logged has no log group yet (moto would accept the filter anyway).
+        stub = Stubber(world.logs)
+        stub.add_client_error(
+            "put_metric_filter", "ResourceNotFoundException", "The specified log group does not exist.", 400
+        )
+        for _ in range(2):
+            stub.add_client_error("delete_metric_filter", "ResourceNotFoundException", "no such filter", 400)
+        with stub:
+            names = world.adapter.create_canary_alarms(
+                deployment(), topic_arn=TOPIC, thresholds=Thresholds(), log_group=LOG_GROUP
+            )
+        stored = {a["AlarmName"] for a in world.cw.describe_alarms()["MetricAlarms"]}
+    assert (
+        sorted(names)
+        == sorted(stored)
+        == [
+            "canary-bot/production-lego-api/production/v2/error-rate",
+            "canary-bot/production-lego-api/production/v2/p95",
+        ]
+    )
+    assert "no cache hit rate alarm for d-20261128-1400-ab12: Logs PutMetricFilter" in caplog.text
+
+
+def test_a_cache_alarm_refused_after_its_filters_leaves_neither_filters_nor_alarms() -> None:
     from botocore.stub import Stubber
 
     from bot.ports import AwsFailure
 
     with mock_aws():
         world = Moto()
-        stub = Stubber(world.logs)
-        stub.add_client_error("put_metric_filter", "LimitExceededException", "too many filters", 400)
-        with stub, pytest.raises(AwsFailure, match=r"Logs PutMetricFilter .* LimitExceededException"):
+        stub = Stubber(world.cw)
+        stub.add_response("put_metric_alarm", {})
+        stub.add_response("put_metric_alarm", {})
+        stub.add_client_error("put_metric_alarm", "LimitExceeded", "too many alarms", 400)
+        stub.add_response("delete_alarms", {})
+        with stub, pytest.raises(AwsFailure, match=r"PutMetricAlarm .*cache-hit-rate failed: LimitExceeded"):
             world.adapter.create_canary_alarms(
                 deployment(), topic_arn=TOPIC, thresholds=Thresholds(), log_group=LOG_GROUP
             )
-        assert world.cw.describe_alarms()["MetricAlarms"] == []
+        assert world.filters() == {}

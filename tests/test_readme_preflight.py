@@ -15,7 +15,7 @@ from tests.test_readme_examples import README, _blocks
 def test_the_readmes_python_example_registers_a_check_a_policy_can_list(tmp_path: Path) -> None:
     (block,) = _blocks("python")
     namespace: dict[str, object] = {}
-    exec(compile(block, "README.md", "exec"), namespace)
+    exec(compile(block, "README.md", "exec"), namespace)  # the README's own example, run as written
     try:
         assert "no_debug_logging" in CHECKS
         policy = tmp_path / "policy.yaml"

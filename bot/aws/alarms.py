@@ -462,9 +462,18 @@ class CloudWatchAlarms:
         evaluation_periods: int = 2,
         log_group: str | None = None,
     ) -> list[str]:
-        """Create (or overwrite) the canary's alarms; on a failure remove the ones already made. With a log
-        group (and a logs client) the cache hit rate's metric filters first, then its alarm."""
+        """Create (or overwrite) the canary's alarms; on a failure remove the ones already made.
+
+        With a log group (and a logs client) also the cache hit rate's metric filters, then its alarm. That part
+        is best effort: a log group that does not exist yet (a function that never logged) or a refused filter
+        costs the cache alarm only (logged), never the error-rate and p95 alarms."""
         if self._logs is None:
+            log_group = None
+        if (
+            log_group is not None
+            and thresholds.cache_hit_rate is not None
+            and not self._put_cache_filters(deployment, log_group)
+        ):
             log_group = None
         requests = canary_alarm_requests(
             deployment,
@@ -476,10 +485,6 @@ class CloudWatchAlarms:
         )
         created: list[str] = []
         try:
-            if log_group is not None and thresholds.cache_hit_rate is not None and self._logs is not None:
-                for metric_filter in cache_metric_filter_requests(deployment, log_group):
-                    with _aws(f"PutMetricFilter {metric_filter['filterName']}", service="Logs"):
-                        self._logs.put_metric_filter(**metric_filter)
             for request in requests:
                 with _aws(f"PutMetricAlarm {request['AlarmName']}"):
                     self._cw.put_metric_alarm(**request)
@@ -490,6 +495,20 @@ class CloudWatchAlarms:
                 self._delete_filters_quietly(deployment, log_group)
             raise
         return created
+
+    def _put_cache_filters(self, deployment: Deployment, log_group: str) -> bool:
+        """The two metric filters of the cache alarm; False (logged, and none left behind) when refused."""
+        if self._logs is None:
+            return False
+        try:
+            for metric_filter in cache_metric_filter_requests(deployment, log_group):
+                with _aws(f"PutMetricFilter {metric_filter['filterName']}", service="Logs"):
+                    self._logs.put_metric_filter(**metric_filter)
+        except AwsFailure as exc:
+            log.warning("no cache hit rate alarm for %s: %s", deployment.id, exc)
+            self._delete_filters_quietly(deployment, log_group)
+            return False
+        return True
 
     def delete_alarms(self, names: Sequence[str]) -> None:
         """Delete by name; names that do not exist are ignored (DeleteAlarms does the same)."""
