@@ -39,7 +39,7 @@ def test_a_passing_preflight_is_part_of_the_plan_and_of_its_audit_line() -> None
     world = world_with(ready())
     plan = world.service.plan(StartArgs(function=FN, version="2"), slack_user(STARTER))
     assert plan.preflight is not None and plan.preflight.ok
-    audit = world.service.store.audit_for(plan.deployment.id)[0]
+    audit = world.store.audit_for(plan.deployment.id)[0]
     assert [r["status"] for r in audit.detail["preflight"]["results"]] == ["pass"] * 9
 
 
@@ -49,7 +49,7 @@ def test_a_red_check_refuses_the_start_and_changes_nothing() -> None:
         world.service.plan(StartArgs(function=FN, version="2"), slack_user(STARTER))
     assert [r.name for r in refused.value.report.failed] == ["secret"]
     assert world.alias() == ("1", {})
-    assert world.service.store.live_for(FN, "production") is None
+    assert world.store.live_for(FN, "production") is None
 
 
 def test_an_approver_may_override_a_red_check_with_a_reason_which_is_audited() -> None:
@@ -60,7 +60,7 @@ def test_an_approver_may_override_a_red_check_with_a_reason_which_is_audited() -
     plan = world.service.plan(args, slack_user(APPROVER))
     assert plan.preflight is not None and not plan.preflight.ok
     assert plan.preflight.override_reason == "secret moves in INC-7; URL is set directly"
-    detail = world.service.store.audit_for(plan.deployment.id)[0].detail["preflight"]
+    detail = world.store.audit_for(plan.deployment.id)[0].detail["preflight"]
     assert detail["overridden_by"] == plan.preflight.overridden_by and "UAPPROVER1" in detail["overridden_by"]
     assert detail["override_reason"] == "secret moves in INC-7; URL is set directly"
     world.service.confirm(plan.deployment.id, slack_user(APPROVER))
@@ -177,7 +177,7 @@ def test_slack_preflight_answers_the_asker_with_each_check_escaped() -> None:
     with slack_world(**POLICY) as sw:
         fake = ready()
         fake.firing[FN] = ["<!channel> alarm"]
-        sw.world.service.preflight = fake
+        sw.world.service.starting.preflight = fake
         sw.command(f"preflight {FN} 2")
         answer = sw.last_response()
     assert answer["response_type"] == "ephemeral"
@@ -189,7 +189,7 @@ def test_slack_preflight_answers_the_asker_with_each_check_escaped() -> None:
 
 def test_slack_start_refused_by_preflight_shows_the_checklist_and_no_start_button() -> None:
     with slack_world(**POLICY) as sw:
-        sw.world.service.preflight = broken()
+        sw.world.service.starting.preflight = broken()
         sw.command(f"start {FN} 2")
         answer = sw.last_response()
     text = sw.text_of(answer)
@@ -200,7 +200,7 @@ def test_slack_start_refused_by_preflight_shows_the_checklist_and_no_start_butto
 
 def test_slack_start_preview_shows_the_preflight_above_the_buttons() -> None:
     with slack_world(**POLICY) as sw:
-        sw.world.service.preflight = ready()
+        sw.world.service.starting.preflight = ready()
         sw.command(f"start {FN} 2")
         answer = sw.last_response()
     text = sw.text_of(answer)

@@ -28,14 +28,14 @@ def world_with(topics: FakeTopics, notify: list[str] | None = None) -> tuple[Wor
     policy = policy_with(notify_topics=notify if notify is not None else [TOPIC, PAGER])
     world = make_world(policy)
     slack = RecordingNotifier()
-    world.service.notifier = SnsFanout(slack, topics, policy, world.clock)
+    world.announcer.notifier = SnsFanout(slack, topics, policy, world.clock)
     return world, slack
 
 
 def alarm(
     world: World, *, rolled_back: bool = True, state: str = "ALARM", follow_up: bool = False
 ) -> AlarmAlert:
-    d = world.service.store.history(FN, None, 1)[0]
+    d = world.store.history(FN, None, 1)[0]
     return AlarmAlert(
         at=world.clock.now(),
         alarm_name="canary-bot/production-lego-api/production/v2/error-rate",
@@ -116,7 +116,7 @@ def test_a_failing_slack_notifier_still_fans_out() -> None:
     topics = FakeTopics()
     policy = policy_with(notify_topics=[TOPIC])
     world = make_world(policy)
-    world.service.notifier = SnsFanout(Broken(), topics, policy, world.clock)
+    world.announcer.notifier = SnsFanout(Broken(), topics, policy, world.clock)
     world.start()
     world.service.rollback(FN, None, slack_user("UAPPROVER1"), reason="bad canary")
     assert [m.subject for m in topics.messages] == ["ROLLBACK: LEGO API canary rolled back"]
@@ -134,7 +134,7 @@ def test_subjects_stay_within_snss_limit() -> None:
     world, _ = world_with(FakeTopics())
     world.start()
     event = alarm(world).model_copy(update={"alarm_name": "x" * 300})
-    found = fan_out_message(event, world.service.policy)
+    found = fan_out_message(event, world.service.ports.policy)
     assert found is not None and len(found[1].subject) < 100
 
 
@@ -194,7 +194,7 @@ def test_the_composition_root_wraps_the_notifier_only_when_a_function_lists_topi
         aws=adapters,
         slack=None,
     )
-    assert not isinstance(plain.notifier, SnsFanout)
+    assert not isinstance(plain.announcer.notifier, SnsFanout)
     policy = policy_with(notify_topics=[topic])
     service = build_service(
         Settings(),
@@ -204,7 +204,7 @@ def test_the_composition_root_wraps_the_notifier_only_when_a_function_lists_topi
         aws=adapters,
         slack=None,
     )
-    assert isinstance(service.notifier, SnsFanout)
+    assert isinstance(service.announcer.notifier, SnsFanout)
     world = World(traffic=adapters.traffic, clock=clock, notifier=RecordingNotifier(), service=service)  # type: ignore[arg-type]
     world.start()
     service.rollback(FN, None, cli_actor("maria"), reason="Cache hit rate below 80%")
