@@ -263,7 +263,11 @@ def _against(value: float | None, limit: float, comparison: Comparison) -> Outco
 
 # ---------------------------------------------------------------- the step, period by period
 def judge_step(
-    figures: Sequence[PeriodFigures], policy: FunctionPolicy, *, looks: int
+    figures: Sequence[PeriodFigures],
+    policy: FunctionPolicy,
+    *,
+    looks: int,
+    known: Sequence[PeriodVerdict] = (),
 ) -> list[PeriodVerdict]:
     """Judge every complete period of a step (oldest first), as the policy's `judge` says.
 
@@ -273,14 +277,24 @@ def judge_step(
     `looks` (the whole periods the soak spans); its percentiles on period k alone, when it holds enough
     invocations for that percentile. A period's verdict depends only on periods up to it (and on `looks`: an
     extended soak recalibrates every look, a little more strictly).
+
+    `known`: the verdicts this same function gave for the first len(known) periods of `figures` (oldest first),
+    under the same policy and `looks`; they are kept as they are and only the later periods are judged
+    (bot.judge_cache decides when that holds).
     """
     ordered = sorted(figures, key=lambda f: f.start)
+    kept = list(known[: len(ordered)])
     if policy.judge == "threshold":
-        return [judge_period(f, policy.thresholds, min_invocations=policy.min_invocations) for f in ordered]
+        return kept + [
+            judge_period(f, policy.thresholds, min_invocations=policy.min_invocations)
+            for f in ordered[len(kept) :]
+        ]
+    if len(kept) == len(ordered):
+        return kept
     tallies = {count.metric: _Tally.of(count, ordered) for count in _COUNTS}
-    return [
+    return kept + [
         _judge_sequential(ordered[: k + 1], tallies, policy, looks=looks, look=k + 1)
-        for k in range(len(ordered))
+        for k in range(len(kept), len(ordered))
     ]
 
 

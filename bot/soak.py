@@ -32,6 +32,7 @@ from bot.config import FunctionPolicy
 from bot.events import SoakReport, StateNoted
 from bot.intents import Routing
 from bot.judge import Decision, DecisionKind, MetricVerdict, Outcome, PeriodVerdict
+from bot.judge_cache import StepJudgeCache
 from bot.model import AliasState, Deployment, PeriodFigures, State, Thresholds, VersionFigures
 from bot.ports import CanaryError, Clock, MetricsPort, StorePort, TrafficPort, WindowRequest
 from bot.reconciler import Reconciler
@@ -88,6 +89,8 @@ class SoakRunner:
         self.metrics = metrics
         self._chart = chart or default_chart
         self._watch = watch
+        # Verdicts of periods already judged, reused while their figures stay the same (a pure cache).
+        self._judge_cache = StepJudgeCache()
         # Per deployment: when the current run of failed metric fetches began, and its length (this process).
         self._metric_failures: dict[str, tuple[datetime, int]] = {}
         # The scheduler's jobs (interval tick, reports, deadlines) may overlap: one at a time per process.
@@ -101,6 +104,7 @@ class SoakRunner:
         now = now or self.clock.now()
         with self._lock:
             live = self._soaking()
+            self._judge_cache.retain(d.id for d in live)
             watches, outcomes = self._watch.plan(now)
             if not live and not watches:
                 return outcomes
@@ -305,7 +309,9 @@ class SoakRunner:
         self, d: Deployment, figures: list[PeriodFigures], policy: FunctionPolicy
     ) -> list[PeriodVerdict]:
         # The sequential judge calibrates for the looks the step's soak holds (more when it was extended).
-        verdicts = judge.judge_step(figures, policy, looks=judge.soak_periods(d, policy.period))
+        verdicts = self._judge_cache.judge_step(
+            d.id, figures, policy, looks=judge.soak_periods(d, policy.period)
+        )
         if policy.statistical.enabled:
             verdicts = _with_series_checks(figures, verdicts, policy)
         return verdicts

@@ -18,6 +18,7 @@ PACKAGES = ("bot", "commands", "handlers")
 CORE = (
     "bot.canary",
     "bot.judge",
+    "bot.judge_cache",
     "bot.evidence",
     "bot.intents",
     "bot.model",
