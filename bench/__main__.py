@@ -12,12 +12,13 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 
-from bench import ack, alarm, judge, metrics_calls, store, store_dynamo, tick
+from bench import ack, alarm, judge, metrics_calls, peers, store, store_dynamo, tick
 from bench.harness import Check, crashed, format_table
 
 BENCHMARKS: dict[str, Callable[[], list[Check]]] = {
     "ack": ack.run,
     "alarm": alarm.run,
+    "peers": peers.run,
     "tick": tick.run,
     "metrics_calls": metrics_calls.run,
     "store": store.run,

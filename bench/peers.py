@@ -65,6 +65,7 @@ STATE_CHANGE_P99_MS = 500.0
 READY_CEILING_S = 2.0
 RSS_CEILING_MB = 200.0
 BOT_TOKEN = "xoxb-bench"
+WARM_UP = 20  # requests to each server before the measured runs
 _SERVER_THREADS = 8  # bot.http_server.serve's default, given to gunicorn too
 
 
@@ -293,10 +294,10 @@ def measure_loads(
     servers: dict[str, Server], sink: ResponseSink, *, concurrency: Sequence[int], requests: int | None
 ) -> dict[LoadKey, Load]:
     plans: list[dict[str, Any]] = []
-    keys: list[LoadKey | None] = []
-    for name, server in servers.items():  # warm-up: first connections, imports, caches
-        plans.append(_plan(server, "help", 20, min(20, max(concurrency)), sink))
-        keys.append(None)
+    keys: list[LoadKey] = []
+    for name, server in servers.items():  # warm-up (concurrency 0 in the keys): first connections, caches
+        plans.append(_plan(server, "help", WARM_UP, min(WARM_UP, max(concurrency)), sink))
+        keys.append((name, 0, "help"))
     for users in concurrency:
         count = requests or max(300, 3 * users)
         for verb in VERBS:
@@ -313,7 +314,6 @@ def measure_loads(
     return {
         key: Load(tuple(r["latencies_ms"]), dict(r["outcomes"]), float(r["wall_s"]))
         for key, r in zip(keys, results, strict=True)
-        if key is not None
     }
 
 

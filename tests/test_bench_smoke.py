@@ -11,7 +11,7 @@ import math
 import pytest
 
 import bench.__main__ as runner
-from bench import ack, alarm, judge, metrics_calls, store, store_dynamo, tick
+from bench import ack, alarm, judge, metrics_calls, peers, store, store_dynamo, tick
 from bench.harness import Check, format_table, percentile
 
 
@@ -177,3 +177,23 @@ def test_store_dynamo_benchmark_counts_the_same_calls_per_canary_at_every_size()
     )
     # A steady tick: a few calls for the whole tick, then the same number for every canary.
     assert four - two == 2 * (two - one) > 0
+
+
+def test_peers_benchmark_loads_the_real_serve_and_both_bare_bolt_stacks() -> None:
+    checks = peers.run(canaries=2, concurrency=(3,), requests=6, starts=1)
+
+    _all_measured(checks)
+    by_name = _by_name(checks)
+    assert {
+        "process start → /healthz ready",
+        "ack /canary help, 3 concurrent: p99",
+        "ack /canary status, 3 concurrent: p99",
+        "ack /canary start, 3 concurrent: p99",
+        "bare Bolt, 3 concurrent: our server vs Flask+gunicorn, p99",
+        "resident memory, 2 live canaries",
+    } <= set(by_name)
+    for verb in ("help", "status", "start"):
+        # Every request of ours answered 200 within Slack's 3 s (anything else is listed in the note).
+        assert "outcomes" not in by_name[f"ack /canary {verb}, 3 concurrent: p99"].note
+    delivered = by_name["answers delivered to response_url"]
+    assert delivered.passed and delivered.baseline == 3 * 6 + peers.WARM_UP  # the three verbs, the warm-up
