@@ -38,13 +38,14 @@ from bot.verbs import StartArgs
 from canary_demo.fakes.metrics import FakeMetrics
 from canary_demo.fakes.traffic import FakeTraffic
 
-FUNCTIONS = 50
-SIZES = (1, 10, 50)
+FUNCTIONS = 500
+SIZES = (1, 50, 500)
 ALIAS = "production"
 DATA = timedelta(hours=1)
 PER_MINUTE = 2000  # invocations of the alias per minute, split by the canary's weight
 MAX_OVERHEAD_RATIO = 10.0
 LINEAR_SLACK = 1.2  # n canaries may cost up to 1.2 × n times one: 60× for 50
+CPU_PER_CANARY_MS = 0.2  # CPU of one tick per canary, the fetch excepted (issue "Speed against real peers")
 _ACTOR = cli_actor("bench")
 
 
@@ -53,6 +54,7 @@ class TickFigures:
     canaries: int
     tick_s: float  # median tick
     overhead_s: float  # median of (tick - its fetch)
+    cpu_s: float  # median CPU time of (tick - its fetch)
     fetch_s: float  # median of FakeMetrics.fetch alone, same requests: the baseline
     fetches_per_tick: tuple[int, ...]  # for every timed tick
 
@@ -67,6 +69,7 @@ def run(*, sizes: Sequence[int] = SIZES, repeats: int = 11) -> list[Check]:
             for subject in subjects:
                 subject.store.close()
     checks = [overhead_check(m) for m in measured]
+    checks += [cpu_check(m) for m in measured]
     checks.append(scaling_check(measured[0], measured[-1]))
     checks.append(fetch_calls_check(measured))
     return checks
@@ -82,6 +85,19 @@ def overhead_check(m: TickFigures) -> Check:
         target=f"≤ {MAX_OVERHEAD_RATIO:g}× fetch",
         passed=m.overhead_s <= MAX_OVERHEAD_RATIO * m.fetch_s,
         note=f"tick {ms(m.tick_s):.2f} ms = {ms(m.tick_s / m.canaries):.2f} ms per canary",
+    )
+
+
+def cpu_check(m: TickFigures) -> Check:
+    per_canary = ms(m.cpu_s) / m.canaries
+    return Check(
+        name=f"tick CPU per canary, {m.canaries} canar{'y' if m.canaries == 1 else 'ies'}",
+        ours=per_canary,
+        baseline=None,
+        unit="ms",
+        target=f"≤ {CPU_PER_CANARY_MS:g} ms",
+        passed=per_canary <= CPU_PER_CANARY_MS,
+        note=f"process CPU of the tick minus its fetch, median of the ticks; {ms(m.cpu_s):.1f} ms a tick",
     )
 
 
@@ -120,13 +136,15 @@ class _TimedMetrics:
         self.inner = inner
         self.calls = 0
         self.seconds = 0.0
+        self.cpu_seconds = 0.0
 
     def fetch(self, requests: Sequence[WindowRequest]) -> dict[str, list[PeriodFigures]]:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         try:
             return self.inner.fetch(requests)
         finally:
             self.seconds += time.perf_counter() - started
+            self.cpu_seconds += time.process_time() - cpu
             self.calls += 1
 
 
@@ -141,6 +159,7 @@ class _Subject:
     runner: SoakRunner
     ticks: list[float] = field(default_factory=list)
     overheads: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
     fetches: list[int] = field(default_factory=list)
     fetch_alone: list[float] = field(default_factory=list)
 
@@ -154,10 +173,11 @@ class _Subject:
         return cls(canaries, store, metrics, timed, runner)
 
     def tick(self) -> None:
-        calls, in_fetch = self.timed.calls, self.timed.seconds
-        started = time.perf_counter()
+        calls, in_fetch, cpu_in_fetch = self.timed.calls, self.timed.seconds, self.timed.cpu_seconds
+        started, cpu = time.perf_counter(), time.process_time()
         outcomes = self.runner.tick()
-        elapsed = time.perf_counter() - started
+        elapsed, cpu_used = time.perf_counter() - started, time.process_time() - cpu
+        self.cpu.append(cpu_used - (self.timed.cpu_seconds - cpu_in_fetch))
         _expect_steady(outcomes, self.canaries)
         self.ticks.append(elapsed)
         self.overheads.append(elapsed - (self.timed.seconds - in_fetch))
@@ -175,6 +195,7 @@ class _Subject:
             canaries=self.canaries,
             tick_s=median(self.ticks),
             overhead_s=median(self.overheads),
+            cpu_s=median(self.cpu),
             fetch_s=median(self.fetch_alone),
             fetches_per_tick=tuple(self.fetches),
         )

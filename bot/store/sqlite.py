@@ -23,6 +23,7 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -236,7 +237,8 @@ class SqliteStore:
             with self._transaction() as conn:
                 conn.executemany(
                     "INSERT INTO figures (deployment_id, period_start, body) VALUES (?, ?, ?)"
-                    " ON CONFLICT (deployment_id, period_start) DO UPDATE SET body = excluded.body",
+                    " ON CONFLICT (deployment_id, period_start) DO UPDATE SET body = excluded.body"
+                    " WHERE body != excluded.body",  # a tick re-fetches the step: most rows are unchanged
                     rows,
                 )
         except sqlite3.IntegrityError as exc:  # the foreign key to deployments
@@ -249,7 +251,7 @@ class SqliteStore:
         rows = self._query(
             "SELECT body FROM figures WHERE deployment_id = ? ORDER BY period_start", (deployment_id,)
         )
-        return [_in_utc(PeriodFigures.model_validate_json(row["body"])) for row in rows]
+        return [_figures_from_json(row["body"]) for row in rows]
 
     # ------------------------------------------------------------ intents
     def open_intent(
@@ -740,6 +742,14 @@ def _in_utc(model: _Model) -> _Model:
             if value.tzinfo is not UTC:
                 changes[name] = value.astimezone(UTC)
     return model.model_copy(update=changes) if changes else model
+
+
+# Every tick reads each live canary's figures back, mostly rows it read the tick before: the same JSON text
+# always gives the same (frozen) model, so it is parsed once. Sized for ~680 canaries of 12 periods (a few
+# MB at most); beyond that the oldest entries go and are parsed again.
+@lru_cache(maxsize=8192)
+def _figures_from_json(body: str) -> PeriodFigures:
+    return _in_utc(PeriodFigures.model_validate_json(body))
 
 
 def _json_or_null(value: Any) -> str | None:
