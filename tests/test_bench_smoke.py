@@ -30,7 +30,8 @@ def _all_measured(checks: list[Check]) -> None:
 def test_alarm_benchmark_rolls_back_every_trial_over_a_moto_server() -> None:
     checks = alarm.run(trials=2)  # raises when a trial does not end rolled back
     _all_measured(checks)
-    assert [c.unit for c in checks] == ["ms", "ms"]
+    assert [c.name.split(" → ")[0] for c in checks] == ["alarm by SQS"] * 2 + ["alarm by SNS HTTPS"] * 2
+    assert [c.unit for c in checks] == ["ms"] * 4
 
 
 def test_ack_benchmark_acks_through_the_real_app_and_serves_every_request_over_http() -> None:
