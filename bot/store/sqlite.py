@@ -7,9 +7,9 @@ Invariants live in the database, not in Python checks made before a write:
 - idempotency keys are a primary key claimed with INSERT OR IGNORE.
 
 Threads: the bot calls the store from Slack workers, the scheduler and the alarm poller at once. A file store
-gives each thread its own connection, so SQLite (busy_timeout + BEGIN IMMEDIATE) arbitrates writers exactly
-as it does between processes. ":memory:" is private to one connection, so that store shares a single
-connection behind a lock.
+gives each thread its own connection (readers never wait for a writer, WAL); its writers take a lock of the
+process first, then SQLite's (BEGIN IMMEDIATE), which busy_timeout arbitrates between processes.
+":memory:" is private to one connection, so that store shares a single connection behind a lock.
 """
 
 from __future__ import annotations
@@ -70,6 +70,12 @@ class SqliteStore:
         def connect() -> sqlite3.Connection:
             return _connect(target, busy_timeout_ms)
 
+        self._busy_timeout_s = busy_timeout_s
+        # Writers of this process queue here rather than in SQLite's busy handler, which sleeps 1, 2, 5, 10,
+        # 15, 20, 25… ms between retries: under load a short write (the replay claim on every Slack request)
+        # slept behind the background writers for tens of milliseconds (bench/README.md, "peers"); claims go
+        # first. Other processes are still arbitrated by busy_timeout.
+        self._writer = _WriterQueue()
         self._connections: _Connections
         if target == MEMORY:
             self._connections = _SharedConnection(connect())
@@ -216,7 +222,10 @@ class SqliteStore:
 
     # ------------------------------------------------------------ idempotency
     def claim(self, key: str, now: datetime) -> bool:
-        with self._transaction() as conn:
+        # Urgent: every signed Slack request claims its key before it is acked (handlers/replays.py). One
+        # statement, so SQLite's autocommit makes it its own transaction: no BEGIN/COMMIT round trips, each of
+        # which gives up the GIL and waits to get it back while other threads run.
+        with self._single_statement(urgent=True) as conn:
             inserted = conn.execute(
                 "INSERT OR IGNORE INTO idempotency_keys (key, claimed_at) VALUES (?, ?)",
                 (key, _stamp(_require_aware(now, "claim(now)"))),
@@ -521,18 +530,35 @@ class SqliteStore:
 
     # ------------------------------------------------------------ plumbing
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, *, urgent: bool = False) -> Iterator[sqlite3.Connection]:
         """A write transaction. IMMEDIATE takes the write lock up front, so busy_timeout can queue writers;
-        a DEFERRED one upgrading from read to write would fail with SQLITE_BUSY without waiting."""
-        with self._connections.acquire() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+        a DEFERRED one upgrading from read to write would fail with SQLITE_BUSY without waiting.
+        `urgent`: someone is waiting on it (a Slack ack): it goes before the process's other writers."""
+        if not self._writer.acquire(urgent=urgent, timeout=self._busy_timeout_s):
+            raise sqlite3.OperationalError("database is locked (by another writer of this process)")
+        try:
+            with self._connections.acquire() as conn:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+        finally:
+            self._writer.release()
+
+    @contextmanager
+    def _single_statement(self, *, urgent: bool = False) -> Iterator[sqlite3.Connection]:
+        """A connection for ONE writing statement, which SQLite commits on its own (autocommit)."""
+        if not self._writer.acquire(urgent=urgent, timeout=self._busy_timeout_s):
+            raise sqlite3.OperationalError("database is locked (by another writer of this process)")
+        try:
+            with self._connections.acquire() as conn:
                 yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+        finally:
+            self._writer.release()
 
     def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         with self._connections.acquire() as conn:
@@ -558,6 +584,55 @@ class _Connections(Protocol):
     def acquire(self) -> AbstractContextManager[sqlite3.Connection]: ...
 
     def close(self) -> None: ...
+
+
+class _WriterQueue:
+    """One writer of the process at a time (reentrant); urgent writers go before the others.
+
+    A writer that is not urgent yields to waiting urgent ones for at most YIELD_S of its wait, then takes its
+    turn like them: a stream of Slack requests delays the work after the acks, never starves it.
+    """
+
+    YIELD_S = 0.5
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._owner: int | None = None
+        self._depth = 0
+        self._urgent_waiting = 0
+
+    def acquire(self, *, urgent: bool, timeout: float) -> bool:
+        me = threading.get_ident()
+        began = time.monotonic()
+        with self._cond:
+            if self._owner == me:
+                self._depth += 1
+                return True
+            if urgent:
+                self._urgent_waiting += 1
+            try:
+                while True:
+                    waited = time.monotonic() - began
+                    yielding = not urgent and self._urgent_waiting > 0 and waited < self.YIELD_S
+                    if self._owner is None and not yielding:
+                        self._owner, self._depth = me, 1
+                        return True
+                    if waited >= timeout:
+                        return False
+                    limit = timeout - waited
+                    if yielding:
+                        limit = min(limit, self.YIELD_S - waited)
+                    self._cond.wait(limit)
+            finally:
+                if urgent:
+                    self._urgent_waiting -= 1
+
+    def release(self) -> None:
+        with self._cond:
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+                self._cond.notify_all()
 
 
 class _SharedConnection:
