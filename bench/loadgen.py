@@ -57,6 +57,11 @@ def run_one(plan: dict[str, Any]) -> dict[str, Any]:
         connection_timeout = SLACK_DEADLINE_S
         max_retries = 0
 
+        def on_stop(self) -> None:
+            # Close the keep-alive connection now: a server with a connection limit (waitress: 200) would
+            # otherwise count it against the next run until its idle timeout.
+            self.client.client.close()
+
         @task
         def command(self) -> None:
             if next(issued) >= total:
@@ -87,7 +92,8 @@ def run_one(plan: dict[str, Any]) -> dict[str, Any]:
     while len(latencies) < total and time.perf_counter() < deadline:
         gevent.sleep(0.01)
     wall = time.perf_counter() - began
-    runner.quit()
+    runner.quit()  # stops the users: on_stop closes their connections
+    gevent.sleep(0.2)
     missing = total - len(latencies)
     if missing > 0:
         outcomes["not sent in time"] = missing
