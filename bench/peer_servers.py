@@ -19,10 +19,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run by path: the repository's packages
 
-from slack_bolt import Ack, App  # noqa: E402
-from slack_sdk import WebClient  # noqa: E402
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
 
-from canary_demo import slack_requests as req  # noqa: E402
+from canary_demo import slack_requests as req
 
 BOT_TOKEN = "xoxb-bench"
 
