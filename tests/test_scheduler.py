@@ -144,6 +144,9 @@ class _RunnerStub:
     def live(self) -> list[Deployment]:
         return self._runner.live()
 
+    def release_leases(self) -> None:
+        self._runner.release_leases()
+
 
 class _BrokenRunner(_RunnerStub):
     def __init__(self, sw: SoakWorld) -> None:
