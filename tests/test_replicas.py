@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -182,8 +182,9 @@ def test_two_alarms_reaching_three_replicas_give_one_rollback_and_one_alert(
 # ---------------------------------------------------------------- replicas sharing the soak loop
 TICK_EVERY = 1.0
 LEASE_TTL = 3.0
-# A lease period, a tick, and a margin for a loaded 2-core machine (three bots, moto and the test on it).
-TAKEOVER_SECONDS = LEASE_TTL + TICK_EVERY + 5.0
+REPORT_EVERY = timedelta(seconds=2)
+# A lease period, a tick, a report period, and a margin for a loaded 2-core machine (three bots and moto).
+TAKEOVER_SECONDS = LEASE_TTL + TICK_EVERY + REPORT_EVERY.total_seconds() + 5.0
 REPORT = re.compile(r"Soak report (\d+)/\d+")
 
 
@@ -203,6 +204,14 @@ def _holder(db: Any, lease: str) -> int | None:
     if item is None or item["held_until"]["S"] <= datetime.now(UTC).isoformat(timespec="microseconds"):
         return None
     return int(item["owner"]["S"].split("-")[-2])
+
+
+def _took(log: Path, deployment_id: str) -> list[int]:
+    """The tick lease tokens with which a replica took the deployment (from its log)."""
+    return [
+        int(t)
+        for t in re.findall(rf"ticks {re.escape(deployment_id)} \(lease token (\d+)\)", log.read_text())
+    ]
 
 
 def _kill9(proc: subprocess.Popen[bytes]) -> None:
@@ -226,7 +235,7 @@ def test_three_replicas_report_a_soak_once_per_due_time_and_take_over_from_a_kil
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
     policy = tmp_path / "policy.yaml"
     # A report every 2 s; 60 s periods: nothing is judged within the test, so the canary soaks on.
-    policy.write_text(policy_yaml(report_every="2s", soak="1h", period="60s"))
+    policy.write_text(policy_yaml(report_every=f"{REPORT_EVERY.seconds}s", soak="1h", period="60s"))
     with FaultProxy(moto_server) as proxy:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CANARY_", "SLACK_"))}
         env.update(
@@ -265,6 +274,7 @@ def test_three_replicas_report_a_soak_once_per_due_time_and_take_over_from_a_kil
         tick_lease = f"tick:{deployment.id}"
 
         replicas: dict[int, subprocess.Popen[bytes]] = {}
+        logs: dict[int, Path] = {}
         ports = [_free_port() for _ in range(REPLICAS)]
         for n, port in enumerate(ports):
             proc = subprocess.Popen(
@@ -274,6 +284,7 @@ def test_three_replicas_report_a_soak_once_per_due_time_and_take_over_from_a_kil
                 stderr=subprocess.STDOUT,
             )
             replicas[proc.pid] = proc
+            logs[proc.pid] = tmp_path / f"replica-{n}.log"
         try:
             for port in ports:
                 _wait(f"replica on {port}", lambda port=port: _answers(f"http://127.0.0.1:{port}/healthz"))
@@ -284,16 +295,30 @@ def test_three_replicas_report_a_soak_once_per_due_time_and_take_over_from_a_kil
             assert holder in replicas
             reports = _reports(slack)
             assert reports == sorted(set(reports)), reports
+            # Only the holder ticks it: one alias read per tick (the drift check), not one per replica.
+            reads, since = proxy.seen("GetAlias"), time.monotonic()
+            time.sleep(4 * TICK_EVERY)
+            reads, elapsed = proxy.seen("GetAlias") - reads, time.monotonic() - since
+            assert reads <= elapsed / TICK_EVERY + 2, f"{reads} alias reads in {elapsed:.1f}s"
+            assert [pid for pid, log in logs.items() if _took(log, deployment.id)] == [holder]
 
-            # kill -9 the tick lease holder: another replica posts the next report within a lease period.
+            # kill -9 the tick lease holder: another replica posts the next report within a lease period. A
+            # report numbered past the last one due at the kill can only come from a living replica (the dead
+            # one's last report may still be delivered from the outbox by another).
             _kill9(replicas.pop(holder))
-            killed_at, last = time.monotonic(), max(_reports(slack))
+            killed_at = time.monotonic()
+            assert deployment.step_started_at is not None
+            due_at_kill = (datetime.now(UTC) - deployment.step_started_at) // REPORT_EVERY
             _wait(
-                "a report after the kill", lambda: max(_reports(slack)) > last, timeout=TAKEOVER_SECONDS + 10
+                "a report by another replica",
+                lambda: max(_reports(slack)) > due_at_kill,
+                timeout=TAKEOVER_SECONDS + 10,
             )
             took = time.monotonic() - killed_at
             assert took <= TAKEOVER_SECONDS, f"the next report came {took:.1f}s after the kill"
-            assert _holder(db, tick_lease) in replicas
+            successor = _holder(db, tick_lease)
+            assert successor in replicas
+            assert _took(logs[successor], deployment.id) == [1 + _took(logs[holder], deployment.id)[-1]]
             time.sleep(2 * TICK_EVERY)
             reports = _reports(slack)
             assert reports == sorted(set(reports)), f"a report posted twice: {reports}"
@@ -323,9 +348,15 @@ def test_three_replicas_report_a_soak_once_per_due_time_and_take_over_from_a_kil
             took = time.monotonic() - killed_at
             assert took <= TAKEOVER_SECONDS, f"the rollback was finished {took:.1f}s after the kill"
             _wait("the rollback recorded", lambda: store.get(deployment.id).state.value == "rolled_back")  # type: ignore[union-attr]
-            _wait("its message posted", lambda: store.outbox_pending() == 0)
-            texts = [m.text or "" for m in slack.messages()]
-            assert len([t for t in texts if t.startswith("🔴 Rolled back")]) == 1, texts
+
+            def rolled_back_told() -> list[str]:
+                return [m.text or "" for m in slack.messages() if (m.text or "").startswith("🔴 Rolled back")]
+
+            _wait("the rollback told", lambda: bool(rolled_back_told()) and store.outbox_pending() == 0)
+            time.sleep(2 * TICK_EVERY)  # time for a second announcement, were there one
+            assert len(rolled_back_told()) == 1, [
+                m.text for m in slack.messages() if "Soak" not in (m.text or "")
+            ]
             assert all(p.poll() is None for p in replicas.values()), "a replica died"
         finally:
             for proc in replicas.values():
