@@ -15,7 +15,7 @@ from moto import mock_aws
 
 import tests.support.world as world_module
 from bot.aws.clients import aws_client
-from bot.events import SoakReport, TrafficChanged
+from bot.events import PostMortem, SoakReport, TrafficChanged, WatchCheckIn
 from bot.model import PeriodFigures, State
 from bot.ports import MetricsPort, WindowRequest
 from bot.soak import SoakRunner
@@ -24,6 +24,7 @@ from bot.store.dynamodb import create_table
 from bot.tick_lease import LeaseLost, TickLeases, tick_lease_name
 from tests.support.store import atomic_moto_dynamodb
 from tests.support.traffic_sim import MINUTE, SoakWorld, soak_world
+from tests.support.watch_sim import promoted_world
 
 TTL = timedelta(minutes=3)
 
@@ -44,9 +45,10 @@ def store_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
 class Replicas:
     """Two replicas' soak loops on one store (the same fake AWS, clock and notifier: what they share)."""
 
-    def __init__(self, sw: SoakWorld, metrics: MetricsPort | None = None) -> None:
+    def __init__(self, sw: SoakWorld, metrics: MetricsPort | None = None, ttl: timedelta = TTL) -> None:
         self.sw = sw
         service = sw.world.service
+        self.ttl = ttl
         self.a = self._runner("replica-a", metrics)
         self.b = self._runner("replica-b", metrics)
         sw.runner = sw.sim.runner = self.a  # the sim's minute ticks replica a
@@ -54,7 +56,7 @@ class Replicas:
 
     def _runner(self, owner: str, metrics: MetricsPort | None) -> SoakRunner:
         service = self.sw.world.service
-        leases = TickLeases(service.store, service.clock, ttl=TTL, owner=owner)
+        leases = TickLeases(service.store, service.clock, ttl=self.ttl, owner=owner)
         return SoakRunner(service, metrics or self.sw.metrics, chart=lambda *_: None, leases=leases)
 
     def minute(self, *runners: SoakRunner) -> dict[str, set[str]]:
@@ -175,3 +177,20 @@ def test_the_fence_raises_once_another_replica_holds_the_lease(store_kind: str) 
         a.fence(did)
     assert not a.take(did)
     assert service.store.holds_lease(tick_lease_name(did), "b", 2, service.clock.now())
+
+
+def test_a_watched_promotion_is_followed_by_one_replica(store_kind: str) -> None:
+    p = promoted_world()
+    r = Replicas(p.sw, ttl=timedelta(hours=2))
+    checked_in = len(p.sw.sim.events(WatchCheckIn))
+
+    for _ in range(25):  # hourly ticks of both replicas through the 24 h watch
+        p.sw.world.clock.advance(timedelta(hours=1))
+        assert {o.deployment_id for o in r.a.tick()} <= {p.deployment_id}
+        assert r.b.tick() == []
+        r.b.report()
+        r.a.report()
+
+    assert r.a.leases.held() == [p.deployment_id] and r.b.leases.held() == []
+    assert len(p.sw.sim.events(WatchCheckIn)) - checked_in == 3
+    assert len(p.sw.sim.events(PostMortem)) == 1
