@@ -109,6 +109,7 @@ class SoakRunner:
         with self._lock:
             live = self._leased(self._soaking())
             watches, outcomes = self._watch.plan(now, take=self.leases.take)
+            self.leases.keep_only({d.id for d in live} | {w.deployment.id for w in watches})
             if not live and not watches:
                 return outcomes
             policies, unjudged = self._policies(live)

@@ -116,12 +116,23 @@ class TickLeases:
         with self._mutex:
             return sorted(self._tokens)
 
+    def keep_only(self, deployment_ids: set[str]) -> None:
+        """Release the leases of deployments this replica no longer ticks (ended, watch closed)."""
+        with self._mutex:
+            gone = [d for d in self._tokens if d not in deployment_ids]
+        self._release(gone)
+
     def release_all(self) -> None:
         """Let every lease this replica holds lapse now (a clean shutdown): another replica takes over at its
         next tick instead of waiting out the ttl."""
         with self._mutex:
-            held, self._tokens = list(self._tokens), {}
-        for deployment_id in held:
+            held = list(self._tokens)
+        self._release(held)
+
+    def _release(self, deployment_ids: list[str]) -> None:
+        for deployment_id in deployment_ids:
+            with self._mutex:
+                self._tokens.pop(deployment_id, None)
             try:
                 self._store.release_lease(tick_lease_name(deployment_id), self.owner)
             except Exception:
