@@ -76,10 +76,10 @@ def test_of_two_replicas_only_the_lease_holder_ticks_and_reports_a_deployment(st
     r = Replicas(soak_world())
     did = r.sw.world.start()
 
-    seen = [r.minute(r.a, r.b) for _ in range(45)]
+    seen = [r.minute(r.a, r.b) for _ in range(31)]
 
     assert all(ticked["replica-a"] == {did} and ticked["replica-b"] == set() for ticked in seen)
-    assert r.reports() == [1, 2, 3]  # every 15 min, each once
+    assert r.reports() == [1, 2]  # every 15 min, each once
     assert r.b.leases.held() == [] and r.a.leases.held() == [did]
 
 
@@ -100,10 +100,9 @@ def test_when_the_holder_stops_ticking_the_other_replica_takes_over_once_its_lea
 
     assert waited == TTL // MINUTE - 1  # skipped while a's lease ran, ticked at the first tick after it
     assert r.reports() == [1]  # posted by b
-    for _ in range(45):
+    for _ in range(15):
         r.minute(r.b)
-    assert r.reports() == [1, 2, 3, 4]
-    assert r.sw.deployment(did).state is State.AWAITING_APPROVAL
+    assert r.reports() == [1, 2]  # b goes on reporting, each once
 
 
 def test_a_replica_that_stops_cleanly_hands_its_deployments_over_at_once(store_kind: str) -> None:
@@ -179,7 +178,8 @@ def test_the_fence_raises_once_another_replica_holds_the_lease(store_kind: str) 
     assert service.store.holds_lease(tick_lease_name(did), "b", 2, service.clock.now())
 
 
-def test_a_watched_promotion_is_followed_by_one_replica(store_kind: str) -> None:
+def test_a_watched_promotion_is_followed_by_one_replica() -> None:
+    # SQLite only: the lease logic is the soak's (checked on both stores above); a 24 h watch is slow on moto.
     p = promoted_world()
     r = Replicas(p.sw, ttl=timedelta(hours=2))
     checked_in = len(p.sw.sim.events(WatchCheckIn))
