@@ -257,7 +257,7 @@ def test_a_clean_shutdown_hands_the_deployments_to_the_other_replicas(scheduler:
     did = sw.world.start()
     soak = SoakScheduler(sw.runner, scheduler=scheduler)
     sw.runner.tick()
-    other = TickLeases(sw.world.service.store, sw.world.clock, owner="other-replica")
+    other = TickLeases(sw.world.store, sw.world.clock, owner="other-replica")
     assert not other.take(did)  # ours while we run
 
     soak.shutdown()

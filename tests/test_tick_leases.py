@@ -15,6 +15,7 @@ from moto import mock_aws
 
 import tests.support.world as world_module
 from bot.aws.clients import aws_client
+from bot.composition import soak_runner
 from bot.events import PostMortem, SoakReport, TrafficChanged, WatchCheckIn
 from bot.model import PeriodFigures, State
 from bot.ports import MetricsPort, WindowRequest
@@ -47,17 +48,16 @@ class Replicas:
 
     def __init__(self, sw: SoakWorld, metrics: MetricsPort | None = None, ttl: timedelta = TTL) -> None:
         self.sw = sw
-        service = sw.world.service
         self.ttl = ttl
         self.a = self._runner("replica-a", metrics)
         self.b = self._runner("replica-b", metrics)
         sw.runner = sw.sim.runner = self.a  # the sim's minute ticks replica a
-        self.store = service.store
+        self.store = sw.world.store
 
     def _runner(self, owner: str, metrics: MetricsPort | None) -> SoakRunner:
-        service = self.sw.world.service
-        leases = TickLeases(service.store, service.clock, ttl=self.ttl, owner=owner)
-        return SoakRunner(service, metrics or self.sw.metrics, chart=lambda *_: None, leases=leases)
+        world = self.sw.world
+        leases = TickLeases(world.store, world.clock, ttl=self.ttl, owner=owner)
+        return soak_runner(world.service, metrics or self.sw.metrics, chart=lambda *_: None, leases=leases)
 
     def minute(self, *runners: SoakRunner) -> dict[str, set[str]]:
         """One minute of traffic; then each of `runners` ticks and reports. Returns owner -> ticked ids."""
@@ -163,9 +163,9 @@ def test_a_stalled_holder_whose_lease_was_taken_over_records_no_decision(store_k
 def test_the_fence_raises_once_another_replica_holds_the_lease(store_kind: str) -> None:
     sw = soak_world()
     did = sw.world.start()
-    service = sw.world.service
-    a = TickLeases(service.store, service.clock, ttl=TTL, owner="a")
-    b = TickLeases(service.store, service.clock, ttl=TTL, owner="b")
+    store, clock = sw.world.store, sw.world.clock
+    a = TickLeases(store, clock, ttl=TTL, owner="a")
+    b = TickLeases(store, clock, ttl=TTL, owner="b")
     assert a.take(did) and not b.take(did)
     a.fence(did)  # still a's
 
@@ -175,7 +175,7 @@ def test_the_fence_raises_once_another_replica_holds_the_lease(store_kind: str) 
     with pytest.raises(LeaseLost):
         a.fence(did)
     assert not a.take(did)
-    assert service.store.holds_lease(tick_lease_name(did), "b", 2, service.clock.now())
+    assert store.holds_lease(tick_lease_name(did), "b", 2, clock.now())
 
 
 def test_a_watched_promotion_is_followed_by_one_replica() -> None:
