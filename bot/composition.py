@@ -39,6 +39,7 @@ from bot.usecases.recovery import Fallback, Revert
 if TYPE_CHECKING:
     from bot.alarm_responder import AlarmResponder
     from bot.soak import ChartRenderer, SoakRunner
+    from bot.tick_lease import TickLeases
     from bot.watch import PromotionWatch
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,11 @@ def build_service(
 
 
 def soak_runner(
-    service: CanaryService, metrics: MetricsPort, *, chart: ChartRenderer | None = None
+    service: CanaryService,
+    metrics: MetricsPort,
+    *,
+    chart: ChartRenderer | None = None,
+    leases: TickLeases | None = None,
 ) -> SoakRunner:
     """The soak loop (and the promotion watch inside it) on the service's use cases and ports."""
     from bot.soak import SoakRunner
@@ -177,6 +182,7 @@ def soak_runner(
         metrics=metrics,
         watch=promotion_watch(service),
         chart=chart,
+        leases=leases,
     )
 
 

@@ -41,6 +41,7 @@ from bot.ports import (
     StorePort,
     TrafficPort,
 )
+from bot.tick_lease import replica_id
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ class Reconciler:
         self._notify = notify
         self._alarms = alarms
         self._alarm_topic_arn = alarm_topic_arn
-        self.owner = owner or f"bot-{uuid.uuid4().hex[:12]}"
+        self.owner = owner or replica_id("bot")  # names the host and process holding a lease
         self._lease_ttl = lease_ttl
         self._escalate_after = escalate_after
 

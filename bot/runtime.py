@@ -26,6 +26,7 @@ from bot.service import CanaryService
 from bot.sns_http import SnsHttpIntake
 from bot.sns_verify import SnsVerifier
 from bot.soak import SoakRunner
+from bot.tick_lease import TickLeases
 from bot.usecases.announcer import Announcer
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,8 @@ def build_runtime(
         settings, policy=policy, clock=clock, store=store, aws=aws, slack=slack, outbox=outbox
     )
     # Charts come from bot.charts, imported on the first report (matplotlib takes ~2 s to import: not at start).
-    soak = soak_runner(service, aws.metrics)
+    # Replicas on one store share the soak loop: a tick lease per deployment, held for CANARY_LEASE_TTL.
+    soak = soak_runner(service, aws.metrics, leases=TickLeases(store, clock, ttl=settings.lease_ttl))
     scheduler = SoakScheduler(
         soak,
         tick_every=tick_every or settings.tick_every,

@@ -63,6 +63,10 @@ class Ticker(Protocol):
 
     def live(self) -> list[Deployment]: ...
 
+    def release_leases(self) -> None:
+        """Hand this replica's deployments to the others at once (a clean stop)."""
+        ...
+
 
 class SoakScheduler:
     def __init__(
@@ -135,6 +139,8 @@ class SoakScheduler:
         if wait:
             with self._busy:
                 pass
+            # Nothing of ours runs any more: hand the deployments over to the other replicas at once.
+            self.runner.release_leases()
 
     def is_alive(self) -> bool:
         """Started, not shut down, and APScheduler's thread still running (for /healthz)."""

@@ -95,6 +95,10 @@ def socket_mode_handler(app: App, app_token: str, *, ping_interval: float = SOCK
     return SocketModeHandler(app, app_token, ping_interval=ping_interval)
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _run(runtime: Any, *, socket_mode: bool, console: Console) -> int:
     from bot.http_server import BackgroundServer, make_wsgi_app, serve
 
@@ -111,6 +115,9 @@ def _run(runtime: Any, *, socket_mode: bool, console: Console) -> int:
                 handler.start()
         else:
             console.say(f"canary-bot: HTTP on port {settings.port} (/slack/events, /sns, /healthz)")
+            # SIGTERM (docker stop, a rolling deploy) stops as Ctrl-C does: through `finally`, so the scheduler
+            # finishes its job and hands this replica's deployments to the others at once.
+            signal.signal(signal.SIGTERM, _interrupt)
             serve(
                 make_wsgi_app(runtime.app, sns_handler=runtime.sns_intake, health=runtime.health),
                 port=settings.port,

@@ -13,6 +13,9 @@ versions for `watch_after_promote` in the same metrics round). Each tick:
 Nothing is remembered between ticks: decisions are derived from the stored deployment, the figures and
 `now`, and everything said once (reports, breach alerts) is claimed in the store first. Running tick twice at
 the same `now`, on a restarted process or on a second replica, does not act or post twice.
+
+Replicas share the work (bot.tick_lease): a tick takes each deployment's tick lease first and skips those
+another replica holds, and every decision it records is fenced by that lease.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from bot.judge_cache import StepJudgeCache
 from bot.model import AliasState, Deployment, PeriodFigures, State, Thresholds, VersionFigures
 from bot.ports import CanaryError, Clock, MetricsPort, StorePort, TrafficPort, WindowRequest
 from bot.reconciler import Reconciler
+from bot.tick_lease import TickLeases
 from bot.ticks import TickOutcome, align_down
 from bot.usecases.announcer import Announcer
 from bot.usecases.automatic import Automatic
@@ -78,6 +82,7 @@ class SoakRunner:
         metrics: MetricsPort,
         watch: PromotionWatch,
         chart: ChartRenderer | None = None,
+        leases: TickLeases | None = None,
     ) -> None:
         self._automatic = automatic
         self._lookup = lookup
@@ -91,6 +96,8 @@ class SoakRunner:
         self._watch = watch
         # Verdicts of periods already judged, reused while their figures stay the same (a pure cache).
         self._judge_cache = StepJudgeCache()
+        # Which deployments this replica ticks: those whose tick lease it holds (bot.tick_lease).
+        self.leases = leases or TickLeases(store, clock)
         # Per deployment: when the current run of failed metric fetches began, and its length (this process).
         self._metric_failures: dict[str, tuple[datetime, int]] = {}
         # The scheduler's jobs (interval tick, reports, deadlines) may overlap: one at a time per process.
@@ -103,9 +110,10 @@ class SoakRunner:
         still watched (bot.watch: judged, never acted on). Never raises for one deployment."""
         now = now or self.clock.now()
         with self._lock:
-            live = self._soaking()
+            live = self._leased(self._soaking())
             self._judge_cache.retain(d.id for d in live)
-            watches, outcomes = self._watch.plan(now)
+            watches, outcomes = self._watch.plan(now, take=self.leases.take)
+            self.leases.keep_only({d.id for d in live} | {w.deployment.id for w in watches})
             if not live and not watches:
                 return outcomes
             policies, unjudged = self._policies(live)
@@ -201,15 +209,23 @@ class SoakRunner:
         now = now or self.clock.now()
         posted = 0
         with self._lock:
-            for d in self._soaking():
+            for d in self._leased(self._soaking()):
                 try:
                     policy = self._lookup.policy_for(d.function)
                 except CanaryError as exc:
                     log.warning("no soak report for %s: %s", d.id, exc)
                     continue
                 posted += self._report_safely(d, policy, now)
-            posted += self._watch.post_check_ins(now)
+            posted += self._watch.post_check_ins(now, take=self.leases.take)
         return posted
+
+    def release_leases(self) -> None:
+        """Let go of every tick lease this replica holds (a clean stop): the others take over at once."""
+        self.leases.release_all()
+
+    def _leased(self, deployments: list[Deployment]) -> list[Deployment]:
+        """Those whose tick lease this replica holds (taken or renewed now); another replica ticks the rest."""
+        return [d for d in deployments if self.leases.take(d.id)]
 
     # ------------------------------------------------------------ read side (no AWS call)
     def live(self) -> list[Deployment]:
@@ -329,6 +345,7 @@ class SoakRunner:
         text = verdict_text(verdicts[-1])
         if d.last_verdict == text and d.breach_streak == decision.breach_streak:
             return d
+        self.leases.fence(d.id)  # raises LeaseLost when another replica took this deployment meanwhile
         noted = self._automatic.note_verdict(d, verdict=text, breach_streak=decision.breach_streak)
         if noted.last_verdict != text or _moved_on(d, noted):
             return None
@@ -338,6 +355,8 @@ class SoakRunner:
         self, d: Deployment, decision: Decision, verdicts: Sequence[PeriodVerdict], now: datetime
     ) -> None:
         automatic, reason = self._automatic, decision.reason
+        if decision.kind is not DecisionKind.CONTINUE:
+            self.leases.fence(d.id)  # a stalled replica whose lease ran out records nothing
         match decision.kind:
             case DecisionKind.CONTINUE:
                 return
@@ -377,6 +396,8 @@ class SoakRunner:
             return 0
         number, total = due
         store = self._store
+        if store.is_claimed(_report_key(d, number)) or not self.leases.holds(d.id):
+            return 0
         if not store.claim(_report_key(d, number), now):
             return 0
         for skipped in range(1, number):
@@ -391,6 +412,7 @@ class SoakRunner:
             figures=figures,
             verdicts=list(verdicts),
             chart_png=self._render_chart(d, figures, policy.thresholds),
+            key=_report_key(d, number),  # the outbox keeps one message per report, whoever posts it
         )
         try:
             self._announcer.announce(event)

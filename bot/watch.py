@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -69,8 +69,11 @@ class PromotionWatch:
         self._announcer = announcer
 
     # ------------------------------------------------------------ before the metrics round
-    def plan(self, now: datetime) -> tuple[list[WatchTick], list[TickOutcome]]:
-        """The watches to follow now: those running, and those over but not yet closed (claimed here)."""
+    def plan(
+        self, now: datetime, *, take: Callable[[str], bool] = lambda _id: True
+    ) -> tuple[list[WatchTick], list[TickOutcome]]:
+        """The watches to follow now: those running, and those over but not yet closed (claimed here).
+        Only those `take(deployment id)` accepts (the replica holds their tick lease, bot.tick_lease)."""
         store = self._store
         ticks: list[WatchTick] = []
         unfollowed: list[TickOutcome] = []
@@ -79,6 +82,8 @@ class PromotionWatch:
             closing = now >= d.watch_until
             if closing and self._closed(d):
                 continue
+            if not take(d.id):
+                continue  # another replica follows this watch
             try:
                 policy = self._lookup.policy_for(d.function)
             except CanaryError as exc:
@@ -115,10 +120,13 @@ class PromotionWatch:
             log.exception("watching %s failed", d.id)
             return TickOutcome(d.id, None, "watch not followed this tick", error=str(exc))
 
-    def post_check_ins(self, now: datetime) -> int:
-        """The check-ins that fell due (ticks post them too; each goes out once). Returns how many."""
+    def post_check_ins(self, now: datetime, *, take: Callable[[str], bool] = lambda _id: True) -> int:
+        """The check-ins that fell due (ticks post them too; each goes out once), of the watches `take`
+        accepts. Returns how many."""
         posted = 0
         for d in self._store.list_watching(now):
+            if due_check_in(d, now) is None or not take(d.id):
+                continue
             try:
                 policy = self._lookup.policy_for(d.function)
             except CanaryError as exc:

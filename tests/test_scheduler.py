@@ -14,6 +14,7 @@ from bot.composition import soak_runner
 from bot.model import Deployment, State
 from bot.scheduler import DEADLINE_PREFIX, REPORT_JOB, TICK_JOB, SoakScheduler, deadline_of
 from bot.soak import TickOutcome
+from bot.tick_lease import TickLeases
 from tests.support.canary_core import in_state
 from tests.support.traffic_sim import SoakWorld, soak_world
 from tests.support.world import FN
@@ -144,6 +145,9 @@ class _RunnerStub:
     def live(self) -> list[Deployment]:
         return self._runner.live()
 
+    def release_leases(self) -> None:
+        self._runner.release_leases()
+
 
 class _BrokenRunner(_RunnerStub):
     def __init__(self, sw: SoakWorld) -> None:
@@ -246,3 +250,16 @@ def test_shutdown_during_a_tick_waits_for_it_and_does_not_deadlock(scheduler: Ba
     assert not stopper.is_alive()
     assert runner.finished.is_set()
     assert not scheduler.running
+
+
+def test_a_clean_shutdown_hands_the_deployments_to_the_other_replicas(scheduler: BackgroundScheduler) -> None:
+    sw = soak_world()
+    did = sw.world.start()
+    soak = SoakScheduler(sw.runner, scheduler=scheduler)
+    sw.runner.tick()
+    other = TickLeases(sw.world.store, sw.world.clock, owner="other-replica")
+    assert not other.take(did)  # ours while we run
+
+    soak.shutdown()
+
+    assert other.take(did)  # at once, not after the lease's ttl
