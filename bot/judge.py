@@ -9,6 +9,7 @@ period against the table, `judge_period`). `plan_power` tells a plan what its so
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -915,3 +916,80 @@ def _format(value: float, unit: Unit, *, precise: bool = False) -> str:
 
 def _count(n: float) -> str:
     return f"{round(n):,}"
+
+
+# ---------------------------------------------------------------- Kayenta's series comparison (statistical: on)
+@dataclass(frozen=True, slots=True)
+class _SeriesCheck:
+    metric: str
+    label: str
+    unit: Literal["%", "ms"]
+    figure: Callable[[VersionFigures], float | None]
+
+
+_SERIES_CHECKS = (
+    _SeriesCheck("p95_ms_mann_whitney", "p95 vs stable (Mann-Whitney)", "ms", lambda v: v.p95_ms),
+    _SeriesCheck(
+        "error_rate_mann_whitney", "error rate vs stable (Mann-Whitney)", "%", lambda v: v.error_rate
+    ),
+)
+
+
+def with_series_checks(
+    figures: Sequence[PeriodFigures], verdicts: Sequence[PeriodVerdict], policy: FunctionPolicy
+) -> list[PeriodVerdict]:
+    """Add Kayenta's comparison to each period: is the canary's series so far worse than stable's?
+
+    Period k is judged on the step's periods up to and including k, so every period's verdict is fixed once
+    it is complete, and `evaluation_periods` consecutive failing comparisons are needed to act, as for the
+    thresholds. Each point is one period: with `period: 1m` this is Kayenta's per-minute Mann-Whitney U
+    (p95 and error rate, one-sided, at `statistical.confidence`). Periods with too little canary traffic
+    neither feed the series nor get the check.
+    """
+    confidence = policy.statistical.confidence
+    out: list[PeriodVerdict] = []
+    for k, verdict in enumerate(verdicts):
+        if figures[k].canary.invocations < policy.min_invocations:
+            out.append(verdict)
+            continue
+        series = [f for f in figures[: k + 1] if f.canary.invocations >= policy.min_invocations]
+        checks = [m for check in _SERIES_CHECKS if (m := _compare(check, series, confidence)) is not None]
+        failing = [m for m in checks if m.outcome is Outcome.FAIL]
+        update: dict[str, object] = {"metrics": [*verdict.metrics, *checks]}
+        if failing and verdict.outcome is not Outcome.FAIL:
+            worst = failing[0]
+            update["outcome"] = Outcome.FAIL
+            update["reason"] = (
+                f"{worst.describe()} (medians; one-sided U test at {confidence:.0%} confidence)"
+            )
+        out.append(verdict.model_copy(update=update))
+    return out
+
+
+def _compare(check: _SeriesCheck, series: Sequence[PeriodFigures], confidence: float) -> MetricVerdict | None:
+    canary = [_or_nan(check.figure(f.canary)) for f in series]
+    stable = [_or_nan(check.figure(f.stable)) for f in series]
+    outcome = compare_series(canary, stable, confidence=confidence, worse="higher")
+    if outcome is Outcome.NO_DATA:
+        return None
+    canary_median, stable_median = _median(canary), _median(stable)
+    # The "threshold" shown is stable's median: the line the canary's series was compared against.
+    return MetricVerdict(
+        metric=check.metric,
+        label=check.label,
+        outcome=outcome,
+        canary=canary_median,
+        stable=stable_median,
+        threshold=stable_median if stable_median is not None else math.nan,
+        comparison="max",
+        unit=check.unit,
+    )
+
+
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def _median(values: Sequence[float]) -> float | None:
+    present = [v for v in values if not math.isnan(v)]
+    return statistics.median(present) if present else None

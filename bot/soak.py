@@ -22,25 +22,22 @@ from __future__ import annotations
 
 import logging
 import math
-import statistics
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
 
 from bot import canary, judge
 from bot.actors import BOT
 from bot.config import FunctionPolicy
 from bot.events import SoakReport, StateNoted
 from bot.intents import Routing
-from bot.judge import Decision, DecisionKind, MetricVerdict, Outcome, PeriodVerdict
+from bot.judge import Decision, DecisionKind, Outcome, PeriodVerdict
 from bot.judge_cache import StepJudgeCache
-from bot.model import AliasState, Deployment, PeriodFigures, State, Thresholds, VersionFigures
+from bot.model import AliasState, Deployment, PeriodFigures, State, Thresholds
 from bot.ports import CanaryError, Clock, MetricsPort, StorePort, TrafficPort, WindowRequest
 from bot.reconciler import Reconciler
 from bot.tick_lease import TickLeases
-from bot.ticks import TickOutcome, align_down
+from bot.ticks import TickOutcome, align_down, window_request
 from bot.usecases.announcer import Announcer
 from bot.usecases.automatic import Automatic
 from bot.usecases.lookup import Lookup
@@ -48,6 +45,8 @@ from bot.watch import PromotionWatch
 
 log = logging.getLogger(__name__)
 
+# A step's figures (oldest first) and their verdicts.
+Judged = tuple[list[PeriodFigures], list[PeriodVerdict]]
 ChartRenderer = Callable[[Deployment, list[PeriodFigures], Thresholds], bytes | None]
 
 # States whose alias carries canary traffic that the bot still judges.
@@ -276,18 +275,7 @@ class SoakRunner:
         first_judged = start if start == d.step_started_at else start + policy.period
         if first_judged + policy.period > end:
             return None
-        return WindowRequest(
-            deployment_id=d.id,
-            function=d.function,
-            alias=d.alias,
-            canary_version=d.canary_version,
-            stable_version=d.stable_version,
-            start=start,
-            end=end,
-            period_seconds=int(policy.period.total_seconds()),
-            log_group=policy.log_group,
-            cache_query=policy.cache_query,
-        )
+        return window_request(d, policy, start, end)
 
     def _judge_and_act(
         self, listed: Deployment, policy: FunctionPolicy, figures: list[PeriodFigures], now: datetime
@@ -302,8 +290,10 @@ class SoakRunner:
             if d is None or d.state not in SOAKING_STATES:
                 state = d.state.value if d is not None else "gone"
                 return TickOutcome(listed.id, DecisionKind.CONTINUE, f"ended meanwhile ({state})")
-            self._report_safely(d, policy, now)
-            verdicts = self._judge(d, _step_figures(d, store.figures_for(d.id)), policy)
+            # Judged once a tick: the report that fell due shows the verdicts the decision is made on.
+            step = _step_figures(d, store.figures_for(d.id))
+            verdicts = self._judge(d, step, policy)
+            self._report_safely(d, policy, now, judged=(step, verdicts))
             decision = judge.decide(d, verdicts, policy, now=now)
             noted = self._note(d, decision, verdicts)
             if noted is None:
@@ -329,7 +319,7 @@ class SoakRunner:
             d.id, figures, policy, looks=judge.soak_periods(d, policy.period)
         )
         if policy.statistical.enabled:
-            verdicts = _with_series_checks(figures, verdicts, policy)
+            verdicts = judge.with_series_checks(figures, verdicts, policy)
         return verdicts
 
     def _note(
@@ -381,15 +371,20 @@ class SoakRunner:
                 automatic.approval_timed_out(d, action=action, reason=reason)
 
     # ------------------------------------------------------------ reports
-    def _report_safely(self, d: Deployment, policy: FunctionPolicy, now: datetime) -> int:
-        """A report that cannot be posted never holds up a decision (least of all a rollback)."""
+    def _report_safely(
+        self, d: Deployment, policy: FunctionPolicy, now: datetime, *, judged: Judged | None = None
+    ) -> int:
+        """A report that cannot be posted never holds up a decision (least of all a rollback).
+        `judged`: the step's figures and verdicts when the tick has them already."""
         try:
-            return self._post_due_report(d, policy, now)
+            return self._post_due_report(d, policy, now, judged)
         except Exception:
             log.exception("soak report for %s failed", d.id)
             return 0
 
-    def _post_due_report(self, d: Deployment, policy: FunctionPolicy, now: datetime) -> int:
+    def _post_due_report(
+        self, d: Deployment, policy: FunctionPolicy, now: datetime, judged: Judged | None
+    ) -> int:
         """Post the latest due report of the current step, once. Reports skipped by downtime are dropped."""
         due = due_report(d, policy.report_every, now)
         if due is None:
@@ -402,7 +397,7 @@ class SoakRunner:
             return 0
         for skipped in range(1, number):
             store.claim(_report_key(d, skipped), now)
-        figures, verdicts = self.summary(d)
+        figures, verdicts = judged or self.summary(d)
         event = SoakReport(
             deployment=d,
             at=now,
@@ -490,83 +485,6 @@ def _moved_on(before: Deployment, after: Deployment) -> bool:
     """Did someone else change the deployment's course between our read and our note?"""
     fields = ("state", "step_index", "weight", "step_started_at", "soak_ends_at", "approval_deadline")
     return any(getattr(before, name) != getattr(after, name) for name in fields)
-
-
-# ---------------------------------------------------------------- statistical check
-@dataclass(frozen=True, slots=True)
-class _SeriesCheck:
-    metric: str
-    label: str
-    unit: Literal["%", "ms"]
-    figure: Callable[[VersionFigures], float | None]
-
-
-_SERIES_CHECKS = (
-    _SeriesCheck("p95_ms_mann_whitney", "p95 vs stable (Mann-Whitney)", "ms", lambda v: v.p95_ms),
-    _SeriesCheck(
-        "error_rate_mann_whitney", "error rate vs stable (Mann-Whitney)", "%", lambda v: v.error_rate
-    ),
-)
-
-
-def _with_series_checks(
-    figures: Sequence[PeriodFigures], verdicts: Sequence[PeriodVerdict], policy: FunctionPolicy
-) -> list[PeriodVerdict]:
-    """Add Kayenta's comparison to each period: is the canary's series so far worse than stable's?
-
-    Period k is judged on the step's periods up to and including k, so every period's verdict is fixed once
-    it is complete, and `evaluation_periods` consecutive failing comparisons are needed to act, as for the
-    thresholds. Each point is one period: with `period: 1m` this is Kayenta's per-minute Mann-Whitney U
-    (p95 and error rate, one-sided, at `statistical.confidence`). Periods with too little canary traffic
-    neither feed the series nor get the check.
-    """
-    confidence = policy.statistical.confidence
-    out: list[PeriodVerdict] = []
-    for k, verdict in enumerate(verdicts):
-        if figures[k].canary.invocations < policy.min_invocations:
-            out.append(verdict)
-            continue
-        series = [f for f in figures[: k + 1] if f.canary.invocations >= policy.min_invocations]
-        checks = [m for check in _SERIES_CHECKS if (m := _compare(check, series, confidence)) is not None]
-        failing = [m for m in checks if m.outcome is Outcome.FAIL]
-        update: dict[str, object] = {"metrics": [*verdict.metrics, *checks]}
-        if failing and verdict.outcome is not Outcome.FAIL:
-            worst = failing[0]
-            update["outcome"] = Outcome.FAIL
-            update["reason"] = (
-                f"{worst.describe()} (medians; one-sided U test at {confidence:.0%} confidence)"
-            )
-        out.append(verdict.model_copy(update=update))
-    return out
-
-
-def _compare(check: _SeriesCheck, series: Sequence[PeriodFigures], confidence: float) -> MetricVerdict | None:
-    canary = [_or_nan(check.figure(f.canary)) for f in series]
-    stable = [_or_nan(check.figure(f.stable)) for f in series]
-    outcome = judge.compare_series(canary, stable, confidence=confidence, worse="higher")
-    if outcome is Outcome.NO_DATA:
-        return None
-    canary_median, stable_median = _median(canary), _median(stable)
-    # The "threshold" shown is stable's median: the line the canary's series was compared against.
-    return MetricVerdict(
-        metric=check.metric,
-        label=check.label,
-        outcome=outcome,
-        canary=canary_median,
-        stable=stable_median,
-        threshold=stable_median if stable_median is not None else math.nan,
-        comparison="max",
-        unit=check.unit,
-    )
-
-
-def _or_nan(value: float | None) -> float:
-    return math.nan if value is None else value
-
-
-def _median(values: Sequence[float]) -> float | None:
-    present = [v for v in values if not math.isnan(v)]
-    return statistics.median(present) if present else None
 
 
 __all__ = [

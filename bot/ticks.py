@@ -8,7 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from bot.config import FunctionPolicy
 from bot.judge import DecisionKind
+from bot.model import Deployment
+from bot.ports import WindowRequest
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -28,4 +31,21 @@ def align_down(moment: datetime, period: timedelta) -> datetime:
     return moment - (moment - _EPOCH) % period
 
 
-__all__ = ["TickOutcome", "align_down"]
+def window_request(d: Deployment, policy: FunctionPolicy, start: datetime, end: datetime) -> WindowRequest:
+    """The figures of `d`'s canary and stable versions over [start, end), in the policy's periods, with its
+    cache figures from Logs Insights when it names a log group: the one way soak and watch ask for them."""
+    return WindowRequest(
+        deployment_id=d.id,
+        function=d.function,
+        alias=d.alias,
+        canary_version=d.canary_version,
+        stable_version=d.stable_version,
+        start=start,
+        end=end,
+        period_seconds=int(policy.period.total_seconds()),
+        log_group=policy.log_group,
+        cache_query=policy.cache_query,
+    )
+
+
+__all__ = ["TickOutcome", "align_down", "window_request"]

@@ -32,7 +32,7 @@ from bot.events import PostMortem, WatchAlert, WatchCheckIn
 from bot.judge import DecisionKind, Outcome, PeriodVerdict
 from bot.model import AliasState, AuditRecord, Deployment, PeriodFigures, State
 from bot.ports import CanaryError, StorePort, WindowRequest
-from bot.ticks import TickOutcome, align_down
+from bot.ticks import TickOutcome, align_down, window_request
 from bot.usecases.announcer import Announcer
 from bot.usecases.lookup import Lookup
 from bot.usecases.queries import Queries
@@ -254,18 +254,8 @@ def watch_window(
         start = max(first, align_down(end - LOOKBACK, policy.period))
     if start >= end:
         return None
-    return WindowRequest(
-        deployment_id=d.id,
-        function=d.function,
-        alias=d.alias,
-        canary_version=d.canary_version,
-        stable_version=d.stable_version,  # the previous stable: it should get no traffic now
-        start=start,
-        end=end,
-        period_seconds=int(policy.period.total_seconds()),
-        log_group=policy.log_group,
-        cache_query=policy.cache_query,
-    )
+    # The canary is the promoted version; the previous stable should get no traffic now.
+    return window_request(d, policy, start, end)
 
 
 def watch_figures(
