@@ -25,11 +25,10 @@ from typing import Literal
 from bot import canary
 from bot.actors import BOT
 from bot.canary import IllegalTransition, Transition
-from bot.comms import deployment_evidence
 from bot.config import FunctionPolicy, Policy
-from bot.events import AnyEvent, MessageRef, Started, StateNoted, TrafficChanged
+from bot.events import AnyEvent, StateNoted
+from bot.follow_up import FollowUps
 from bot.intents import Intent, IntentKind, Routing, backoff
-from bot.locks import lock_rolled_back_version
 from bot.model import AliasState, AuditPhase, AuditRecord, Deployment, State
 from bot.ports import (
     AlarmsPort,
@@ -103,6 +102,14 @@ class Reconciler:
         self.owner = owner or replica_id("bot")  # names the host and process holding a lease
         self._lease_ttl = lease_ttl
         self._escalate_after = escalate_after
+        self._follow_ups = FollowUps(
+            store=store,
+            clock=clock,
+            policy=policy,
+            notify=notify,
+            alarms=alarms,
+            alarm_topic_arn=alarm_topic_arn,
+        )
 
     # ------------------------------------------------------------ submitting
     def submit(
@@ -422,103 +429,11 @@ class Reconciler:
 
     # ------------------------------------------------------------ after the alias write
     def _follow_up(self, intent: Intent, d: Deployment) -> None:
-        """Alarms, dashboard and the announcement of a recorded change; redone until marked followed up."""
+        """What follows a recorded change (bot.follow_up), then the intent is done; redone until then."""
         if intent.status != "recorded":
             return
-        policy = self._function_policy(d.function)
-        if intent.kind == "start":
-            self._create_alarms(d, policy)
-        elif intent.kind in ("promote", "rollback"):
-            self._delete_alarms(d, policy.log_group)
-        if intent.kind == "rollback" and policy.lock_after_rollback:
-            lock_rolled_back_version(self._store, d, at=intent.done_at or self._clock.now())
-        ref = self._notify(self._announcement(intent, d))
-        if intent.kind == "start" and isinstance(ref, MessageRef) and not d.thread_ts:
-            self._save_thread(d, ref)
+        self._follow_ups.run(intent, d)
         self._store.save_intent(intent.model_copy(update={"status": "done"}))
-
-    def _save_thread(self, d: Deployment, ref: MessageRef) -> None:
-        """The parent message's ts: every later message about the deployment goes in its thread."""
-        self._store.record_thread(d.id, ref.channel, ref.ts)
-
-    def _announcement(self, intent: Intent, d: Deployment) -> AnyEvent:
-        before = _alias(d, intent.alias_before)
-        after = _alias(d, intent.alias_after)
-        at = intent.done_at or self._clock.now()
-        if intent.kind == "start":
-            return Started(
-                deployment=d,
-                at=at,
-                actor=intent.actor,
-                actor_mention=intent.actor_mention,
-                alias_before=before,
-                alias_after=after,
-                key=f"intent:{intent.id}",
-            )
-        action = {
-            "promote": "promoted",
-            "rollback": "rolled_back",
-            "weight": "weight",
-            "revert": "reverted",
-            "fallback": "fallback",
-        }.get(intent.kind, "next_step")
-        detected = intent.detail.get("detected_at")
-        return TrafficChanged(
-            deployment=d,
-            at=at,
-            actor=intent.actor,
-            actor_mention=intent.actor_mention,
-            action=action,
-            alias_before=before,
-            alias_after=after,
-            reason=intent.reason,
-            automatic=intent.actor == BOT.label,
-            detected_at=datetime.fromisoformat(detected) if detected else None,
-            reverted_at=at if intent.kind in ("rollback", "revert", "fallback") else None,
-            # The periods the soak reports judged: the summary gives the same figures as the last report.
-            figures=(
-                deployment_evidence(d, self._store.figures_for(d.id), self._store.audit_for(d.id))
-                if intent.kind in ("promote", "rollback")
-                else []
-            ),
-            key=f"intent:{intent.id}",
-        )
-
-    def _create_alarms(self, d: Deployment, policy: FunctionPolicy) -> None:
-        """Per-canary alarms and dashboard. Best effort: the soak judge watches the same thresholds, so a
-        CloudWatch hiccup here is logged and announced, not fatal. Idempotent (PutMetricAlarm upserts)."""
-        if self._alarms is None:
-            return
-        try:
-            self._alarms.create_canary_alarms(
-                d,
-                topic_arn=self._alarm_topic_arn,
-                thresholds=policy.thresholds,
-                period_seconds=int(policy.period.total_seconds()),
-                evaluation_periods=policy.evaluation_periods,
-                log_group=policy.log_group,
-            )
-            self._alarms.put_dashboard(d, thresholds=policy.thresholds, log_group=policy.log_group)
-        except Exception as exc:
-            log.exception("could not create alarms or dashboard for %s", d.id)
-            self._notify(
-                StateNoted(
-                    deployment=d,
-                    at=self._clock.now(),
-                    actor=BOT.label,
-                    what="warning",
-                    reason=f"CloudWatch alarms could not be created: {exc}",
-                )
-            )
-
-    def _delete_alarms(self, d: Deployment, log_group: str | None = None) -> None:
-        """The canary's alarms (and cache metric filters) end with it; its dashboard stays for the review."""
-        if self._alarms is None:
-            return
-        try:
-            self._alarms.delete_canary_alarms(d, log_group=log_group)
-        except Exception:
-            log.exception("could not delete alarms for %s", d.id)
 
     # ------------------------------------------------------------ repairs
     def _repair_rollbacks(self) -> None:
@@ -599,17 +514,6 @@ def fallback_description(intent: Intent) -> str:
     finds the version an earlier attempt published."""
     keys = ", ".join(str(key) for key in intent.detail.get("unset", []))
     return f"canary-bot fallback {intent.id}: v{intent.detail.get('from_version')} without {keys}"[:256]
-
-
-def _alias(d: Deployment, routing: dict[str, object] | None) -> AliasState:
-    routing = routing or {}
-    return AliasState(
-        function=d.function,
-        alias=d.alias,
-        version=str(routing.get("version", d.stable_version)),
-        weights=dict(routing.get("weights", {})),  # type: ignore[call-overload]
-        revision_id=str(routing.get("revision_id", "")),
-    )
 
 
 def _describe(d: Deployment, routing: Routing) -> str:
