@@ -274,6 +274,7 @@ def _dispatch_runbook(
             )
             return emit(result.model_dump(mode="json"), result.message)
         case FallbackArgs():
+            book.fallback.check_keys(args.function, args.alias, args.unset_env)  # a typo asks nothing
             alias = service.read_alias(args.function, args.alias)
             shown = (
                 f"Fall back {alias.function}:{alias.alias}: {alias.describe()} → 100% a new version with "

@@ -234,7 +234,11 @@ def build_runbook(service: CanaryService) -> Runbook:
         revert=Revert(**wiring),
         fallback=Fallback(**wiring),
         locks=DeployLocks(
-            store=ports.store, clock=ports.clock, policy=ports.policy, authorizer=ports.authorizer
+            store=ports.store,
+            clock=ports.clock,
+            policy=ports.policy,
+            authorizer=ports.authorizer,
+            traffic=ports.traffic,
         ),
     )
 

@@ -112,6 +112,10 @@ class TrafficPort(Protocol):
         """Update $LATEST's environment, wait for the update, publish guarded by CodeSha256 and RevisionId."""
         ...
 
+    def environment_keys(self, function: str, version: str) -> frozenset[str]:
+        """The names (never the values) of the environment variables a published version carries."""
+        ...
+
     def publish_fallback(
         self, function: str, *, from_version: str, unset_env: Sequence[str], description: str
     ) -> PublishedVersion:

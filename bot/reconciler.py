@@ -29,7 +29,7 @@ from bot.config import FunctionPolicy, Policy
 from bot.events import AnyEvent, StateNoted
 from bot.follow_up import FollowUps
 from bot.intents import Intent, IntentKind, Routing, backoff
-from bot.model import AliasState, AuditPhase, AuditRecord, Deployment, State
+from bot.model import AliasState, AuditPhase, AuditRecord, DeployLock, Deployment, State
 from bot.ports import (
     AlarmsPort,
     AliasDrift,
@@ -57,6 +57,9 @@ _TRANSITION: dict[str, str] = {
 }
 
 LEASE_WAIT_POLL_SECONDS = 0.02
+
+# Changes that send more traffic to new code: a deploy lock put on after they were asked for stops them.
+_STOPPED_BY_LOCKS = frozenset({"start", "next_step", "weight", "promote"})
 
 
 @dataclass(frozen=True)
@@ -202,6 +205,9 @@ class Reconciler:
                 intent.model_copy(update={"status": "cancelled", "last_error": reason})
             )
             return DriveResult(closed, "closed", d, error=reason)
+        locked = self._locked_since_asked(intent, d)
+        if locked is not None:
+            return self._stopped_by_lock(intent, d, locked)
         if intent.kind == "fallback" and "published" not in intent.detail:
             try:
                 intent = self._publish_fallback(intent, d)
@@ -332,6 +338,37 @@ class Reconciler:
         )
         self._audit(d, updated, "event", f"published v{published.version} ({fallback_description(intent)})")
         return updated
+
+    def _locked_since_asked(self, intent: Intent, d: Deployment) -> DeployLock | None:
+        """A person's deploy lock put on the alias after this change was asked for (while AWS kept refusing
+        it): a lock means "no more traffic to new code", so the change is not applied. Rollbacks, reverts and
+        fallbacks are never stopped."""
+        if intent.kind not in _STOPPED_BY_LOCKS:
+            return None
+        for lock in self._store.locks_for(d.function, d.alias):
+            if lock.version is None and lock.since > intent.created_at:
+                return lock
+        return None
+
+    def _stopped_by_lock(self, intent: Intent, d: Deployment, lock: DeployLock) -> DriveResult:
+        # Plain text: the notice escapes it (a lock's reason is someone's words).
+        since = f"{lock.since:%Y-%m-%d %H:%M} UTC"
+        reason = (
+            f"{_words(intent.kind)} by {intent.actor} not applied: {d.key} was locked by "
+            f"{lock.locked_by} since {since} ({lock.reason})"
+        )
+        result = self._refused(intent, d, reason)
+        self._notify(
+            StateNoted(
+                deployment=self._store.get(d.id) or d,
+                at=self._clock.now(),
+                actor=BOT.label,
+                what="warning",
+                reason=reason,
+                key=f"lock-stopped:{intent.id}",
+            )
+        )
+        return result
 
     def _refused(self, intent: Intent, d: Deployment, reason: str) -> DriveResult:
         """A change AWS cannot take as asked (retrying would not help): stop it, cancel its plan."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import re
 import shlex
+import unicodedata
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Literal, NoReturn
@@ -23,6 +24,8 @@ FUNCTION_NAME = re.compile(
 VERSION = re.compile(r"^[1-9][0-9]{0,9}$")
 # Lambda's own rule for alias names: letters, digits, - and _, not all digits, at most 128.
 ALIAS_NAME = re.compile(r"^(?![0-9]+$)[A-Za-z0-9_-]{1,128}$")
+# A fallback removes a few variables (the seed's: REDIS_URL); more is a mistake, and would not fit a button.
+MAX_FALLBACK_KEYS = 10
 ENV_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 USAGE: dict[str, str] = {
@@ -397,7 +400,22 @@ def _reason(text: str | None, verb: str) -> str | None:
         raise UsageError("--reason must not be empty", verb)
     if len(text) > 500:
         raise UsageError("--reason is longer than 500 characters", verb)
+    hidden = next((c for c in text if _is_hidden(c)), None)
+    if hidden is not None:
+        # Control and direction-override characters hide or reorder what people read in the audit and Slack.
+        raise UsageError(
+            f"--reason contains an invisible character (U+{ord(hidden):04X}): type plain text", verb
+        )
     return text.strip()
+
+
+# Bidirectional overrides and isolates, which make text read in another order than it is stored.
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _is_hidden(c: str) -> bool:
+    """Control characters (a tab or a line break is fine) and the bidirectional controls."""
+    return (unicodedata.category(c) == "Cc" and c not in "\t\n") or c in _BIDI_CONTROLS
 
 
 def _parse_rollback(rest: list[str]) -> RollbackArgs:
@@ -476,6 +494,8 @@ def _parse_fallback(rest: list[str]) -> FallbackArgs:
     function = _function(ns.function, "fallback")
     if not ns.unset_env:
         raise UsageError("say which variables to remove: --unset KEY (e.g. --unset REDIS_URL)", "fallback")
+    if len(set(ns.unset_env)) > MAX_FALLBACK_KEYS:
+        raise UsageError(f"at most {MAX_FALLBACK_KEYS} --unset keys in one fallback", "fallback")
     for key in ns.unset_env:
         if not ENV_KEY.match(key):
             raise UsageError(f"--unset {key!r} is not an environment variable name", "fallback")

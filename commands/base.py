@@ -19,7 +19,7 @@ from bot.composition import Runbook, build_runbook
 from bot.config import PolicyError
 from bot.outbox import Outbox
 from bot.ports import AwsFailure, CanaryError, Clock, NotFound, StorePort
-from bot.service import ActionResult, CanaryService, NotInPolicy
+from bot.service import ActionPending, ActionResult, CanaryService, NotInPolicy
 from bot.soak import SoakRunner
 from bot.units import format_percent
 from bot.verbs import UsageError
@@ -100,8 +100,12 @@ def error_reply(exc: BaseException, verb: str | None) -> Reply:
     if isinstance(exc, NotFound | NotInPolicy | InvalidPlan | PolicyError):
         usage = UsageError("", verb).usage
         return Reply(text=f"⚠️ {exc}", blocks=views.error_blocks(str(exc), usage))
+    if isinstance(exc, ActionPending):
+        # Durable and being retried: not a failure to act on, and no reason to click again.
+        message = f"Recorded, not applied yet: {str(exc).rstrip('.')}."
+        return Reply(text=f"⏳ {message}", blocks=views.refusal_blocks(message))
     if isinstance(exc, AwsFailure | BotoCoreError):
-        message = f"AWS did not do it: {exc}. Nothing else was changed."
+        message = f"AWS did not do it: {str(exc).rstrip('.')}. Nothing else was changed."
         return Reply(text=f"🔴 {message}", blocks=views.refusal_blocks(message))
     if isinstance(exc, NotAuthorized | IllegalTransition | CanaryError):
         return Reply(text=f"⛔ {exc}", blocks=views.refusal_blocks(str(exc)))

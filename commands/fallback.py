@@ -15,7 +15,9 @@ from commands.base import Deps, Reply, routes_now, safely
 
 def handle(args: FallbackArgs, actor: Actor, deps: Deps) -> Reply:
     def work() -> Reply:
-        alias, live = deps.recovery().fallback.preview(args.function, args.alias)
+        book = deps.recovery()
+        book.fallback.check_keys(args.function, args.alias, args.unset_env)  # no danger button for a typo
+        alias, live = book.fallback.preview(args.function, args.alias)
         return Reply(
             text=f"Fall back {alias.function}:{alias.alias} without {', '.join(args.unset_env)}?",
             blocks=fallback_prompt_blocks(

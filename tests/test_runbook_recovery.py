@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,16 +16,17 @@ from bot import views
 from bot.actors import NotAuthorized, cli_actor
 from bot.aws.clients import lambda_client
 from bot.aws.traffic import LambdaTraffic
+from bot.canary import InvalidPlan
 from bot.cli import Console, run
 from bot.clock import ManualClock
 from bot.composition import build_runbook
 from bot.config import load_policy
-from bot.events import TrafficChanged, WatchAlert
+from bot.events import StateNoted, TrafficChanged, WatchAlert
 from bot.model import State
-from bot.ports import AwsFailure, PublishedVersion
-from bot.service import ActionPending, CanaryService
+from bot.ports import AwsFailure, NotFound, PublishedVersion
+from bot.service import ActionPending, AlreadyActed, CanaryService, Refused
 from bot.store import open_store
-from bot.verbs import FallbackArgs, LockArgs, RevertArgs, StartArgs
+from bot.verbs import FallbackArgs, LockArgs, RevertArgs, StartArgs, UsageError, parse_words
 from bot.views.watch import watch_alert_blocks
 from canary_demo.seed import LEGO_API, PRODUCTION_ALIAS, seed_lego_api
 from commands import fallback, lock, revert, start
@@ -163,7 +165,8 @@ def test_fallback_rolls_a_live_canary_back_first(aws: Moto) -> None:
 
     assert aws.run(f"fallback {LEGO_API} --unset REDIS_URL --yes") == 0
 
-    assert aws.alias() == ("3", {})
+    # v1 never had REDIS_URL: rolling the canary back was the whole fallback, and nothing was published.
+    assert aws.alias() == ("1", {})
     canary = [
         d for d in aws.service.ports.store.history(LEGO_API, PRODUCTION_ALIAS, 5) if d.canary_version == "2"
     ]
@@ -466,3 +469,119 @@ def test_a_start_while_a_fallback_is_being_applied_does_not_cancel_it() -> None:
         world.service.plan(StartArgs(function=FN, version="1"), APPROVER)
     world.service.reconciler.run_once(all_open=True)
     assert world.alias() == ("3", {})
+
+
+# ---------------------------------------------------------------- found by a black-box pass
+def test_a_fallback_waits_for_a_revert_that_aws_is_still_retrying() -> None:
+    world = make_world()
+    promoted(world)
+    book = build_runbook(world.service)
+    real = world.traffic.update_routing
+
+    def throttled(*args: Any, **kwargs: Any) -> Any:
+        raise AwsFailure("ThrottlingException")
+
+    world.traffic.update_routing = throttled  # type: ignore[method-assign]
+    with pytest.raises(ActionPending):
+        book.revert.revert(FN, None, APPROVER, reason="p95 regression in v2")
+    world.traffic.update_routing = real  # type: ignore[method-assign]
+
+    with pytest.raises(Refused, match=r"revert of production-lego-api:production .* is still being applied"):
+        book.fallback.fallback(FN, None, APPROVER, unset=["REDIS_URL"], reason="redis")
+    assert world.alias() == ("2", {}) and not world.traffic.version_exists(FN, "3")
+
+    world.service.reconciler.run_once(all_open=True)
+    assert world.alias() == ("1", {})  # the revert people were promised
+
+
+@pytest.mark.parametrize("keys", [["NOPE_KEY"], ["REDIS_URL", "NOPE_KEY"]])
+def test_a_fallback_of_a_variable_the_serving_version_lacks_is_bad_input_and_changes_nothing(
+    keys: list[str],
+) -> None:
+    world = make_world()
+    promoted(world)
+    book = build_runbook(world.service)
+    with pytest.raises(InvalidPlan, match="NOPE_KEY is not set on v2"):
+        book.fallback.fallback(FN, None, APPROVER, unset=keys)
+    reply = fallback.handle(FallbackArgs(function=FN, unset_env=tuple(keys)), APPROVER, deps_of(world))
+    assert "NOPE_KEY is not set on v2" in reply.text
+    assert not [b for b in reply.blocks or [] if b.get("type") == "actions"]
+    assert world.alias() == ("2", {}) and not world.traffic.version_exists(FN, "3")
+
+
+def test_the_cli_fallback_of_an_absent_variable_exits_2_and_publishes_nothing(aws: Moto) -> None:
+    assert aws.run(f"fallback {LEGO_API} --unset NOPE_KEY --yes") == 2
+    assert aws.alias() == ("1", {})
+
+
+def test_a_second_revert_click_does_not_echo_the_first_reason_unescaped() -> None:
+    world = make_world()
+    deployment_id = promoted(world)
+    book = build_runbook(world.service)
+    book.revert.revert(FN, None, APPROVER, reason="<!channel> *bold* <https://evil.example|click>")
+    with pytest.raises(AlreadyActed) as refused:
+        book.revert.revert(FN, None, APPROVER, reason="again", deployment_id=deployment_id)
+    assert "already reverted" in str(refused.value)
+    assert "<!channel>" not in str(refused.value) and "evil.example" not in str(refused.value)
+
+
+@pytest.mark.parametrize("reason", ["\x01" * 10, "ok \u202e txet", "nul\x00"])
+def test_a_reason_with_control_or_direction_characters_is_bad_input(reason: str) -> None:
+    with pytest.raises(UsageError, match="invisible character"):
+        parse_words(["revert", FN, "--reason", reason])
+
+
+def test_a_fallback_of_too_many_variables_is_bad_input() -> None:
+    words = ["fallback", FN] + [part for i in range(11) for part in ("--unset", f"K{i}")]
+    with pytest.raises(UsageError, match="at most 10"):
+        parse_words(words)
+
+
+def test_a_lock_on_an_alias_that_does_not_exist_is_refused_and_names_the_unlock_for_other_aliases() -> None:
+    world = make_world()
+    book = build_runbook(world.service)
+    with pytest.raises(NotFound):
+        book.locks.lock(FN, "nosuchalias", APPROVER, reason="x")
+    assert world.store.list_locks() == []
+    world.traffic.add_alias(FN, "staging", "1")
+    locked = book.locks.lock(FN, "staging", APPROVER, reason="x")
+    assert f"`unlock {FN} --alias staging`" in locked.message
+
+
+def test_a_lock_put_on_while_aws_retries_a_promote_stops_the_promote_and_says_so() -> None:
+    world = make_world()
+    did = world.start()
+    real = world.traffic.update_routing
+
+    def throttled(*args: Any, **kwargs: Any) -> Any:
+        raise AwsFailure("ThrottlingException")
+
+    world.traffic.update_routing = throttled  # type: ignore[method-assign]
+    with pytest.raises(ActionPending):
+        world.service.promote(FN, None, cli_actor("joe"))
+    world.traffic.update_routing = real  # type: ignore[method-assign]
+    world.clock.advance(timedelta(seconds=5))
+    build_runbook(world.service).locks.lock(FN, None, APPROVER, reason="incident <!channel>")
+
+    world.clock.advance(timedelta(minutes=5))
+    world.service.reconciler.run_once(all_open=True)
+
+    assert world.alias() == ("1", {"2": 0.05})  # not promoted while locked
+    assert world.store.get(did).state is State.CANARY
+    [told] = [
+        e for e in world.notifier.events if isinstance(e, StateNoted) and "not applied" in (e.reason or "")
+    ]
+    assert "promote by cli:joe not applied" in (told.reason or "") and "incident" in (told.reason or "")
+    # Rollback still works on the locked alias.
+    world.service.rollback(FN, None, APPROVER, reason="incident")
+    assert world.alias() == ("1", {})
+
+
+def test_a_change_aws_is_still_retrying_reads_as_recorded_not_as_a_failure() -> None:
+    from commands.base import error_reply
+
+    reply = error_reply(
+        ActionPending("AWS did not take the revert yet: Throttling. no need to ask again."), "revert"
+    )
+    assert reply.text.startswith("⏳ Recorded, not applied yet:")
+    assert "did not do it" not in reply.text and ".." not in reply.text

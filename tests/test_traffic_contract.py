@@ -152,6 +152,14 @@ def test_seed_versions_differ_only_by_redis_url(seed_world: World) -> None:
     assert seed_world.env_of("2") == {**BASE_ENV, "REDIS_URL": REDIS_URL}
 
 
+def test_environment_keys_names_a_versions_variables_without_their_values(seed_world: World) -> None:
+    function = seed_world.function
+    assert seed_world.traffic.environment_keys(function, "1") == frozenset(BASE_ENV)
+    assert seed_world.traffic.environment_keys(function, "2") == frozenset({*BASE_ENV, "REDIS_URL"})
+    with pytest.raises(VersionNotFound):
+        seed_world.traffic.environment_keys(function, "99")
+
+
 # ---------------------------------------------------------------- routing
 
 

@@ -104,6 +104,17 @@ class LambdaTraffic:
             response = self._client.get_alias(FunctionName=function, Name=alias)
         return _alias_state(function, alias, response)
 
+    def environment_keys(self, function: str, version: str) -> frozenset[str]:
+        try:
+            with self._translating(f"reading {function} v{version}", function):
+                configuration = self._client.get_function_configuration(
+                    FunctionName=function, Qualifier=version
+                )
+        except FunctionNotFound:
+            self._require_function(function)  # Lambda says "not found" alike for a version and a function
+            raise VersionNotFound(f"{function} has no published version {version}") from None
+        return frozenset(_env(configuration))
+
     def version_exists(self, function: str, version: str) -> bool:
         if not is_published_version(version):
             self._require_function(function)

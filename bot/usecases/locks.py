@@ -12,7 +12,7 @@ from bot.actors import Actor, Authorizer
 from bot.config import FunctionPolicy, Policy
 from bot.locks import describe, lock_audit_id
 from bot.model import AuditRecord, DeployLock
-from bot.ports import Clock, StorePort
+from bot.ports import Clock, StorePort, TrafficPort
 from bot.usecases.refusals import NotInPolicy, Refused
 
 
@@ -23,7 +23,16 @@ class LockResult:
 
 
 class DeployLocks:
-    def __init__(self, *, store: StorePort, clock: Clock, policy: Policy, authorizer: Authorizer) -> None:
+    def __init__(
+        self,
+        *,
+        store: StorePort,
+        clock: Clock,
+        policy: Policy,
+        authorizer: Authorizer,
+        traffic: TrafficPort | None = None,
+    ) -> None:
+        self.traffic = traffic  # to refuse a lock on an alias that does not exist (None: not checked)
         self.store = store
         self.clock = clock
         self.policy = policy
@@ -44,12 +53,15 @@ class DeployLocks:
         existing = [lock for lock in self.store.locks_for(function, alias) if lock.version is None]
         if existing:
             raise Refused(f"{function}:{alias} is already {describe(existing[0])}")
+        if self.traffic is not None:
+            self.traffic.get_alias(function, alias)  # AliasNotFound: a typo locks nothing
         lock = DeployLock(function=function, alias=alias, locked_by=actor.label, reason=reason, since=now)
         self._audit(lock, actor, "lock", reason)
         self.store.put_lock(lock)
         return LockResult(
             (lock,),
-            f"locked: {function}:{alias} refuses start, promote, weight and resume until `unlock {function}`",
+            f"locked: {function}:{alias} refuses start, promote, weight and resume until "
+            f"`unlock {function}{'' if alias == policy.alias else f' --alias {alias}'}`",
         )
 
     def unlock(self, function: str, alias: str | None, actor: Actor) -> LockResult:

@@ -19,11 +19,13 @@ from datetime import timedelta
 
 from bot import canary
 from bot.actors import Actor, Authorizer
+from bot.canary import InvalidPlan
 from bot.config import FunctionPolicy, Policy
 from bot.intents import Intent, Routing
 from bot.model import AliasState, Deployment, State
 from bot.ports import AliasDrift, Clock, IntentInProgress, StaleDeployment, StorePort, TrafficPort
 from bot.reconciler import DriveResult, Reconciler, new_intent_id, rollback_intent
+from bot.usecases.lookup import person
 from bot.usecases.refusals import ActionPending, AlreadyActed, NotInPolicy, Refused
 from bot.usecases.results import ActionResult
 
@@ -136,7 +138,10 @@ class Revert(_RecoveryBase):
                 raise Refused(f"no deployment {deployment_id}")
             self.authorizer.check(actor, policy, "revert", d)
             if d.state is State.ROLLED_BACK:
-                raise AlreadyActed(f"{d.key} was already reverted: v{d.stable_version} serves ({d.reason})")
+                # No reason here: it is someone's text, and this answer is not escaped for Slack.
+                by = f" by {person(d.ended_by)}" if d.ended_by else ""
+                when = f" at {d.ended_at:%H:%M} UTC" if d.ended_at else ""
+                raise AlreadyActed(f"{d.key} was already reverted{by}{when}: v{d.stable_version} serves")
             latest = self.target(d.function, d.alias)
             if latest.id != d.id:
                 raise Refused(
@@ -213,8 +218,22 @@ class Fallback(_RecoveryBase):
             if live.id.startswith(FALLBACK_ID_PREFIX) and pending is not None and pending.kind == "fallback":
                 d, after = self._drive(pending)  # the same fallback asked again: finish it, nothing new
                 return self._answer(d, after)
+        self._refuse_if_changing(function, alias, live)
+        self._refuse_absent_keys(self.traffic.get_alias(function, alias), unset)
+        if live is not None:
             self._end_live_canary(live, actor, why)
         current = self.traffic.get_alias(function, alias)
+        if live is not None and not self.traffic.environment_keys(function, current.version) & set(unset):
+            # Rolling the canary back took the variables out of the traffic path: nothing to publish.
+            ended = self.store.get(live.id) or live
+            return ActionResult(
+                deployment=ended,
+                alias=current,
+                message=(
+                    f"fallback: rolled back {live.id}; {function}:{alias} now {current.describe()}, and "
+                    f"v{current.version} runs without {', '.join(unset)} already: nothing was published"
+                ),
+            )
         if current.weights:
             raise Refused(
                 f"{function}:{alias} routes {current.describe()} outside canary-bot: nothing was changed. "
@@ -255,6 +274,47 @@ class Fallback(_RecoveryBase):
         intent = self._submit_or_join(intent, d)
         d, after = self._drive(intent, wait_for_lease=5.0)
         return self._answer(d, after)
+
+    def check_keys(self, function: str, alias: str | None, unset: Sequence[str]) -> None:
+        """Bad input (nothing changed) when a key to remove is not set on the version now serving."""
+        alias = alias or self._policy(function).alias
+        self._refuse_absent_keys(self.traffic.get_alias(function, alias), unset)
+
+    def _refuse_absent_keys(self, serving: AliasState, unset: Sequence[str]) -> None:
+        """Every key must be set on some version the alias serves now (stable, or a canary beside it)."""
+        versions = [serving.version, *serving.weights]
+        present: set[str] = set()
+        for version in versions:
+            present |= self.traffic.environment_keys(serving.function, version)
+        absent = [key for key in unset if key not in present]
+        if absent:
+            on = " or ".join(f"v{v}" for v in versions)
+            raise InvalidPlan(
+                f"{', '.join(absent)} {'is' if len(absent) == 1 else 'are'} not set on {on} of "
+                f"{serving.function}, which serve{'s' if len(versions) == 1 else ''} now: nothing to remove, "
+                "nothing was changed"
+            )
+
+    def _refuse_if_changing(self, function: str, alias: str, live: Deployment | None) -> None:
+        """A traffic change still being applied on this alias (a revert AWS throttled, say) is finished
+        first: falling back over it would build on the code it is taking away."""
+        for intent in self.store.unfinished_intents():
+            if intent.status != "open":
+                continue  # recorded: the alias already has it, only its announcement is pending
+            d = self.store.get(intent.deployment_id)
+            if d is None or (d.function, d.alias) != (function, alias):
+                continue
+            if (
+                live is not None
+                and d.id == live.id
+                and intent.kind in ("rollback", "start", "next_step", "weight")
+            ):
+                continue  # the live canary is rolled back first, superseding its open change
+            raise Refused(
+                f"a {intent.kind.replace('_', ' ')} of {d.key} by {person(intent.actor)} is still being applied "
+                "(canary-bot keeps retrying it): nothing was changed. `status` shows it; fall back once it "
+                "has finished, or if it cannot finish"
+            )
 
     def _answer(self, d: Deployment, after: AliasState) -> ActionResult:
         gone = ", ".join(d.changes)

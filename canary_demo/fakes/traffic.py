@@ -140,6 +140,9 @@ class FakeTraffic:
                 raise error
             return self._require_alias(function, alias)
 
+    def environment_keys(self, function: str, version: str) -> frozenset[str]:
+        return frozenset(self.version_env(function, version))
+
     def version_exists(self, function: str, version: str) -> bool:
         with self._lock:
             return version in self._require_function(function).versions
