@@ -34,6 +34,10 @@ Fact = Literal[
 ]
 
 
+# Facts read from the target version itself.
+_VERSION_FACTS: frozenset[Fact] = frozenset({"configuration", "vpc"})
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -245,6 +249,10 @@ def evaluate(facts: PreflightFacts) -> PreflightReport:
     for check in checks_for(request.checks):
         if check.name != "function" and facts.function_exists is False:
             results.append(_result(check, "fail", "skipped: the function does not exist"))
+            continue
+        if facts.version_exists is False and check.needs & _VERSION_FACTS:
+            # Nothing was read about a version that does not exist: say so, never guess its configuration.
+            results.append(_result(check, "warn", f"skipped: version {request.qualifier} does not exist"))
             continue
         results.append(check.evaluate(facts, request.settings))
     return PreflightReport(

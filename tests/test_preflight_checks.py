@@ -105,6 +105,13 @@ def test_function_fails_naming_what_is_missing(change: dict[str, str], words: st
     assert result.status == "fail" and words in result.evidence
 
 
+@pytest.mark.parametrize("check", ["redis_url", "vpc", "cache_reachable"])
+def test_checks_of_a_version_that_does_not_exist_say_skipped_not_made_up_evidence(check: str) -> None:
+    result = run(ready(), check, version="999")
+    assert result.status == "warn"
+    assert result.evidence == "skipped: version 999 does not exist"
+
+
 # ---------------------------------------------------------------- redis_url
 def test_redis_url_passes_with_host_and_port() -> None:
     result = run(ready(), "redis_url")
