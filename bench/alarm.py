@@ -43,9 +43,9 @@ from bot.sns_http import SnsHttpIntake
 from bot.sns_verify import SnsVerifier
 from bot.store import SqliteStore
 from bot.verbs import StartArgs
+from canary_demo.cloudwatch_sinks import alarm_json
 from canary_demo.moto_server import running_moto
 from canary_demo.seed import LEGO_API, PRODUCTION_ALIAS, seed_lego_api
-from canary_demo.simulator import _alarm_json
 from tests.support.sns_signing import CertServer, make_identity, notification
 
 REGION = "us-east-1"
@@ -206,7 +206,7 @@ def _started_canary_alarm(service: CanaryService, cloudwatch: object) -> str:
     service.confirm(plan.deployment.id, actor)
     alarms = cloudwatch.describe_alarms(AlarmNamePrefix="canary-bot/")["MetricAlarms"]  # type: ignore[attr-defined]
     alarm = next(a for a in alarms if a["AlarmName"].endswith("/error-rate"))
-    message = _alarm_json(
+    message = alarm_json(
         alarm, "Threshold Crossed: 2 datapoints were greater than the threshold", datetime.now(UTC)
     )
     return json.dumps(message)

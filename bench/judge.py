@@ -1,10 +1,11 @@
 """The judge: how often each rule rolls back, passes or holds a canary, and how fast it catches a bad one.
 
 A seeded Monte Carlo through the real soak loop. Each soak is a fresh world (FakeTraffic with the seed's
-function, in-memory store, CanaryService, SoakRunner over FakeMetrics) fed by the demo's traffic simulator
-(canary_demo.simulator.TrafficSimulator): 4,000 requests a minute split by the alias weights, so a 5% canary
-sees about 1,000 invocations per 5-minute period, as in issue 12; binomial errors, log-normal latencies,
-binomial cache hits and log-normal cache-miss latencies, each soak with its own seed. The canary starts on a
+function, in-memory store, CanaryService, SoakRunner over FakeMetrics) fed by the shared traffic model
+(canary_demo.simulator.TrafficModel, Sampled with exact binomial counts): 4,000 requests a minute split by the
+alias weights, so a 5% canary sees about 1,000 invocations per 5-minute period, as in issue 12; binomial
+errors, log-normal latencies, binomial cache hits and log-normal cache-miss latencies, each soak with its own
+seed. The canary starts on a
 period boundary and is bad (or healthy) from its first request, so "time to rollback" is measured from the
 breach's start. The loop ticks at every period's end (the judge only ever looks at complete periods, so ticks
 in between change nothing); the 1 h soak ends with the loop's own end-of-soak decision.
@@ -26,11 +27,9 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
-
-import numpy as np
 
 from bench.harness import Check
 from bot.actors import cli_actor
@@ -43,7 +42,7 @@ from bot.store import open_store
 from bot.verbs import StartArgs
 from canary_demo.fakes.metrics import FakeMetrics
 from canary_demo.fakes.traffic import lego_api_world
-from canary_demo.simulator import Behaviour, TrafficSimulator
+from canary_demo.simulator import REDIS, Behaviour, MetricsSink, Sampled, TrafficModel
 
 FN = "production-lego-api"
 ALIAS = "production"
@@ -63,12 +62,13 @@ def _scaled(f: float) -> Behaviour:
         error_rate=0.001 * f,
         p50_ms=100 * f / 2.33,
         p95_ms=100 * f,
+        p99_ms=None,
         cache_hit_rate=1 - 0.2 * f,
-        cache_miss_p50_ms=300 * f / 2,  # the simulator puts the cache-miss p95 at twice its p50
+        cache_miss_p95_ms=300 * f,
     )
 
 
-HEALTHY_REDIS = Behaviour()  # the demo's v2: 0.02% errors, p95 42 ms, 94% cache hits
+HEALTHY_REDIS = REDIS  # the demo's v2: 0.02% errors, p95 42 ms, 94% cache hits
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +83,11 @@ class Case:
 CASES: tuple[Case, ...] = (
     Case("healthy 0.2×", _scaled(0.2), "healthy", 0.2),
     Case("healthy 0.5×", _scaled(0.5), "healthy", 0.5),
-    Case("errors 3×", Behaviour(error_rate=0.003), "bad", 3),
-    Case("errors 10×", Behaviour(error_rate=0.01), "bad", 10),
-    Case("errors 10× from 30 min", Behaviour(error_rate=0.01), "bad", 10, onset=timedelta(minutes=30)),
-    Case("cache misses 3×", Behaviour(cache_hit_rate=0.4), "bad", 3),
-    Case("p95 3×", Behaviour(p50_ms=129.0, p95_ms=300.0), "bad", 3),
+    Case("errors 3×", replace(REDIS, error_rate=0.003), "bad", 3),
+    Case("errors 10×", replace(REDIS, error_rate=0.01), "bad", 10),
+    Case("errors 10× from 30 min", replace(REDIS, error_rate=0.01), "bad", 10, onset=timedelta(minutes=30)),
+    Case("cache misses 3×", replace(REDIS, cache_hit_rate=0.4), "bad", 3),
+    Case("p95 3×", replace(REDIS, p50_ms=129.0, p95_ms=300.0), "bad", 3),
 )
 
 
@@ -225,18 +225,6 @@ def _policy(rule: Rule) -> Policy:
     return Policy.model_validate({"defaults": {}, "functions": {FN: function}})
 
 
-class _Simulator(TrafficSimulator):
-    """The demo's simulator with exact binomial counts (numpy, seeded): its normal approximation for
-    n ≥ 1,000 is fine for a demo but thins the tail of rare errors, which is what this benchmark measures."""
-
-    def __init__(self, *, seed: int, **kwargs: Any) -> None:
-        super().__init__(seed=seed, **kwargs)
-        self._counts_rng = np.random.default_rng(seed)
-
-    def _binomial(self, n: int, p: float) -> int:
-        return int(self._counts_rng.binomial(n, min(max(p, 0.0), 1.0))) if n > 0 and p > 0 else 0
-
-
 def _soak(case: Case, policy: Policy, *, seed: int) -> tuple[State, float]:
     """One canary soaked to its end (or its rollback): how it ended, and the minutes from the breach's start
     (the case's onset) to the end."""
@@ -247,14 +235,16 @@ def _soak(case: Case, policy: Policy, *, seed: int) -> tuple[State, float]:
         traffic=traffic, store=open_store("sqlite://:memory:"), policy=policy, clock=clock
     )
     runner = soak_runner(service, metrics, chart=_no_chart)
-    sim = _Simulator(
-        function=FN,
-        alias=ALIAS,
-        traffic=traffic,
-        metrics=metrics,
+    # Exact binomial counts: the demo's normal approximation for n ≥ 1,000 thins the tail of rare errors,
+    # which is what this benchmark measures.
+    sim = TrafficModel(
+        traffic,
+        FN,
+        ALIAS,
         per_minute=PER_MINUTE,
         behaviours={"1": HEALTHY_REDIS, "2": case.canary if not case.onset else HEALTHY_REDIS},
-        seed=seed,
+        mode=Sampled(seed, exact_counts=True),
+        sinks=[MetricsSink(metrics)],
     )
     plan = service.plan(StartArgs(function=FN, version="2"), _ACTOR)
     service.confirm(plan.deployment.id, _ACTOR)

@@ -205,7 +205,7 @@ def soaking_world(canaries: int, store: SqliteStore) -> tuple[CanaryService, Fak
         plan = service.plan(StartArgs(function=name, version="2"), actor)
         started.append(service.confirm(plan.deployment.id, actor).deployment)
     metrics = FakeMetrics()
-    tick.record_hour(metrics, started, clock)
+    tick.record_hour(metrics, traffic, started, clock)
     clock.advance(tick.DATA)
     return service, metrics
 

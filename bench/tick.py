@@ -30,13 +30,14 @@ from bot.composition import soak_runner
 from bot.config import Policy
 from bot.judge import DecisionKind
 from bot.model import Deployment, PeriodFigures, Thresholds
-from bot.ports import StorePort, WindowRequest
+from bot.ports import StorePort, TrafficPort, WindowRequest
 from bot.service import CanaryService
 from bot.soak import SoakRunner
 from bot.store import SqliteStore, open_store
 from bot.verbs import StartArgs
 from canary_demo.fakes.metrics import FakeMetrics
 from canary_demo.fakes.traffic import FakeTraffic
+from canary_demo.simulator import metrics_models
 
 FUNCTIONS = 500
 SIZES = (1, 50, 500)
@@ -248,32 +249,19 @@ def soaking_world(canaries: int, store: StorePort) -> tuple[CanaryService, FakeM
         plan = service.plan(StartArgs(function=name, version="2"), _ACTOR)
         started.append(service.confirm(plan.deployment.id, _ACTOR).deployment)
     metrics = FakeMetrics()
-    record_hour(metrics, started, clock)
+    record_hour(metrics, traffic, started, clock)
     clock.advance(DATA)
     return service, metrics
 
 
-def record_hour(metrics: FakeMetrics, deployments: Sequence[Deployment], clock: ManualClock) -> None:
-    """A healthy hour, minute by minute, for both versions of every deployment."""
+def record_hour(
+    metrics: FakeMetrics, traffic: TrafficPort, deployments: Sequence[Deployment], clock: ManualClock
+) -> None:
+    """A healthy hour, minute by minute, for both versions of every deployment: the shared traffic model in
+    steady mode (exact figures), split by the alias weights."""
+    targets = [(d.function, d.alias) for d in deployments]
+    models = metrics_models(traffic, metrics, targets, per_minute=PER_MINUTE).values()
     t0 = clock.now()
     for minute in range(int(DATA / timedelta(minutes=1))):
-        at = t0 + timedelta(minutes=minute)
-        for d in deployments:
-            for version, share in ((d.canary_version, d.weight), (d.stable_version, 1 - d.weight)):
-                invocations = PER_MINUTE * share
-                hits = round(invocations * 0.94)
-                misses = round(invocations) - hits
-                metrics.record(
-                    d.function,
-                    d.alias,
-                    version,
-                    at,
-                    invocations=invocations,
-                    errors=invocations * 0.0002,
-                    p50=21.0,
-                    p95=42.0,
-                    p99=95.0,
-                    cache_hits=hits,
-                    cache_misses=misses,
-                    cache_miss_latencies=(120.0,),
-                )
+        for model in models:
+            model.minute(t0 + timedelta(minutes=minute))

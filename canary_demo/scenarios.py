@@ -65,8 +65,8 @@ def bad_canary(write: Write) -> bool:
         world.print_alias()
         d = world.runtime.service.history(LEGO_API)[0].deployment
         # The sequential judge proves 2.5% > 0.1% from one period; the alarm needs two (2 × 5 min).
-        by = f"alarm {world.sim.fired[0]}" if world.sim.fired else "the soak judge"
-        caught = bool(world.sim.fired) or "error rate" in (d.reason or "")
+        by = f"alarm {world.alarms.fired[0]}" if world.alarms.fired else "the soak judge"
+        caught = bool(world.alarms.fired) or "error rate" in (d.reason or "")
         ok = d.state is State.ROLLED_BACK and world.alias() == ("1", {}) and caught
         return _verdict(
             write,

@@ -24,11 +24,12 @@ from bot.runtime import AwsAdapters, Runtime, build_runtime, poison_reporter
 from bot.slack_client import RetryPolicy, make_web_client
 from bot.store import open_store
 from canary_demo import slack_requests as req
+from canary_demo.cloudwatch_sinks import AlarmEvaluator, CloudWatchSink, LogsSink
 from canary_demo.fake_slack import FakeSlack
 from canary_demo.fakes.metrics import FakeMetrics
 from canary_demo.render import Button, TerminalSlack
 from canary_demo.seed import BASE_ENV, LEGO_API, PRODUCTION_ALIAS, REDIS_ENV, create_function, publish
-from canary_demo.simulator import IN_MEMORY_CACHE, REDIS, AlarmWiring, TrafficSimulator
+from canary_demo.simulator import IN_MEMORY_CACHE, REDIS, MetricsSink, Sampled, TrafficModel
 
 REGION = "us-east-1"
 CHANNEL_ID = req.CHANNEL_ID
@@ -136,14 +137,16 @@ class DemoWorld:
             poison_reporter(self.runtime.store, self.runtime.clock, self.runtime.service.announcer, CHANNEL),
             wait_seconds=0,
         )
-        self.sim = TrafficSimulator(
-            function=LEGO_API,
-            alias=PRODUCTION_ALIAS,
-            traffic=traffic,
-            metrics=self.metrics,
+        # CloudWatch's part: moto stores the canary alarms but never evaluates them.
+        self.alarms = AlarmEvaluator(cloudwatch, sns, topic_arn)
+        self.sim = TrafficModel(
+            traffic,
+            LEGO_API,
+            PRODUCTION_ALIAS,
             behaviours={"1": IN_MEMORY_CACHE, "2": REDIS},
-            alarms=AlarmWiring(cloudwatch=cloudwatch, sns=sns, topic_arn=topic_arn),
-            logs=logs,
+            default=REDIS,
+            mode=Sampled(seed=2124),
+            sinks=[MetricsSink(self.metrics), CloudWatchSink(cloudwatch), LogsSink(logs), self.alarms],
         )
         self.screen = TerminalSlack(self.slack, self.write, names=NAMES, channels={CHANNEL_ID: "deploys"})
 
@@ -217,7 +220,7 @@ class DemoWorld:
         for done in range(1, minutes + 1):
             self.sim.minute(self.clock.now().replace(second=0, microsecond=0))
             now = self.clock.advance(MINUTE)
-            self.sim.evaluate_alarms(now)
+            self.alarms.evaluate(now)
             while self.queue.poll_once():
                 pass
             self.runtime.soak.tick(now)

@@ -1,15 +1,16 @@
-"""Simulated production traffic for soak tests (and, later, the demo): one minute at a time.
+"""The soak loop driven by simulated production traffic, one minute at a time.
 
-Each minute splits a fixed number of invocations between the versions at the alias's CURRENT weights (read
-from the fake Lambda, so a rollback or a step shows up in the traffic at once), records what each version did
-in FakeMetrics, moves the ManualClock on a minute and runs the soak loop (tick, then reports) as the scheduler
-would.
+The traffic is canary_demo.simulator's shared model in `Steady` mode (exact figures, so tests can count on
+them): each minute splits a fixed number of invocations between the versions at the alias's CURRENT weights
+(read from the fake Lambda, so a rollback or a step shows up in the traffic at once) and records what each
+version did in FakeMetrics; then TrafficSim moves the ManualClock on a minute and runs the soak loop (tick,
+then reports) as the scheduler would.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -21,32 +22,13 @@ from bot.model import Deployment, PeriodFigures, Thresholds
 from bot.soak import SoakRunner, TickOutcome
 from canary_demo.fakes.metrics import FakeMetrics
 from canary_demo.fakes.traffic import FakeTraffic
+from canary_demo.simulator import HEALTHY, Behaviour, TrafficModel, metrics_models
 from tests.support.world import ALIAS, FN, World, make_world, policy_with
+
+__all__ = ["HEALTHY", "Behaviour", "SoakWorld", "TrafficSim", "soak_world"]
 
 MINUTE = timedelta(minutes=1)
 E = TypeVar("E")
-
-
-@dataclass(frozen=True, slots=True)
-class Behaviour:
-    """How one version behaves each minute. Rates are fractions; latencies in ms."""
-
-    error_rate: float = 0.0002
-    p95_ms: float = 42.0
-    p99_ms: float = 95.0
-    cache_hit_rate: float = 0.94
-    cache_miss_p95_ms: float = 120.0
-
-
-HEALTHY = Behaviour()
-
-
-@dataclass
-class Target:
-    function: str
-    alias: str
-    per_minute: float
-    behaviours: dict[str, Behaviour]
 
 
 class TrafficSim:
@@ -66,32 +48,40 @@ class TrafficSim:
         self.clock = clock
         self.runner = runner
         self.notifier = notifier
-        self.targets = {function: Target(function, alias, per_minute, {}) for function, alias in targets}
+        self.targets: dict[str, TrafficModel] = metrics_models(
+            traffic, metrics, targets, per_minute=per_minute
+        )
         self.outcomes: list[TickOutcome] = []
         self.ticks = 0
 
     # ------------------------------------------------------------ arrange
     def behave(self, version: str, *, function: str = FN, **changes: Any) -> None:
         """Change how `version` behaves from the next minute on (e.g. error_rate=0.025)."""
-        behaviours = self.targets[function].behaviours
-        behaviours[version] = replace(behaviours.get(version, HEALTHY), **changes)
+        self.targets[function].behave(version, **changes)
 
     def set_volume(self, per_minute: float, *, function: str = FN) -> None:
         self.targets[function].per_minute = per_minute
 
     # ------------------------------------------------------------ act
-    def minute(self, *, tick: bool = True) -> list[TickOutcome]:
-        """Record one minute of traffic, move the clock to its end, then run the loop (unless down)."""
-        for target in self.targets.values():
-            self._record(target)
-        self.clock.advance(MINUTE)
-        if not tick:
-            return []
+    def record(self, minutes: int = 1) -> None:
+        """Record `minutes` of traffic at the clock's time, as one sample per version (the clock stays)."""
+        at = self.clock.now()
+        for model in self.targets.values():
+            model.minute(at, minutes)
+
+    def loop(self) -> list[TickOutcome]:
+        """Run the soak loop once, as the scheduler would: tick, then reports."""
         outcomes = self.runner.tick()
         self.runner.report()
         self.ticks += 1
         self.outcomes.extend(outcomes)
         return outcomes
+
+    def minute(self, *, tick: bool = True) -> list[TickOutcome]:
+        """Record one minute of traffic, move the clock to its end, then run the loop (unless down)."""
+        self.record()
+        self.clock.advance(MINUTE)
+        return self.loop() if tick else []
 
     def run(self, minutes: int, *, tick: bool = True) -> None:
         for _ in range(minutes):
@@ -108,33 +98,6 @@ class TrafficSim:
     # ------------------------------------------------------------ inspect
     def events(self, kind: type[E]) -> list[E]:
         return [e for e in self.notifier.events if isinstance(e, kind)]
-
-    # ------------------------------------------------------------ internals
-    def _record(self, target: Target) -> None:
-        alias = self.traffic.get_alias(target.function, target.alias)
-        shares = {alias.version: 1 - sum(alias.weights.values()), **alias.weights}
-        at = self.clock.now()
-        for version, share in shares.items():
-            invocations = target.per_minute * share
-            if invocations <= 0:
-                continue
-            b = target.behaviours.get(version, HEALTHY)
-            hits = round(invocations * b.cache_hit_rate)
-            misses = round(invocations) - hits
-            self.metrics.record(
-                target.function,
-                target.alias,
-                version,
-                at,
-                invocations=invocations,
-                errors=invocations * b.error_rate,
-                p95=b.p95_ms,
-                p99=b.p99_ms,
-                p50=b.p95_ms / 2,
-                cache_hits=hits,
-                cache_misses=misses,
-                cache_miss_latencies=(b.cache_miss_p95_ms,) if misses else (),
-            )
 
 
 # ---------------------------------------------------------------- a soak world

@@ -1,9 +1,9 @@
 """The watch after a promotion, simulated a period at a time: 24 simulated hours in 288 quick steps.
 
 TrafficSim runs the soak a minute at a time; a day of that is slow for a unit test, so once the canary is
-promoted `PeriodSim` records each 5-minute period as one sample per version (the same behaviours and volume
-as the TrafficSim it wraps, split at the alias's CURRENT weights) and runs the loop once per period, or every
-few periods. FakeMetrics aggregates per period, so the figures fetched are those of the minute-by-minute world.
+promoted `PeriodSim` records each 5-minute period as one sample per version (the same traffic models as the
+TrafficSim it wraps, split at the alias's CURRENT weights) and runs the loop once per period, or every few
+periods. FakeMetrics aggregates per period, so the figures fetched are those of the minute-by-minute world.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.actors import Actor
 from bot.model import Deployment
-from tests.support.traffic_sim import HEALTHY, SoakWorld, soak_world
+from tests.support.traffic_sim import SoakWorld, soak_world
 from tests.support.world import ALIAS, FN, slack_user
 
 PERIOD = timedelta(minutes=5)
@@ -30,43 +30,15 @@ class PeriodSim:
 
     def run(self, periods: int, *, tick_every: int = 1, tick: bool = True) -> None:
         """Record `periods` periods of traffic, running the loop after every `tick_every`-th one."""
+        minutes = int(self.period / timedelta(minutes=1))
         for n in range(1, periods + 1):
-            self._record()
+            self.sw.sim.record(minutes)
             self.sw.world.clock.advance(self.period)
             if tick and n % tick_every == 0:
-                self.sw.sim.outcomes.extend(self.sw.runner.tick())
-                self.sw.runner.report()
-                self.sw.sim.ticks += 1
+                self.sw.sim.loop()
 
     def hours(self, hours: float, *, tick_every: int = 1) -> None:
         self.run(round(hours * PERIODS_PER_HOUR), tick_every=tick_every)
-
-    def _record(self) -> None:
-        at = self.sw.world.clock.now()
-        scale = self.period / timedelta(minutes=1)
-        for target in self.sw.sim.targets.values():
-            alias = self.sw.world.traffic.get_alias(target.function, target.alias)
-            shares = {alias.version: 1 - sum(alias.weights.values()), **alias.weights}
-            for version, share in shares.items():
-                invocations = target.per_minute * scale * share
-                if invocations <= 0:
-                    continue
-                b = target.behaviours.get(version, HEALTHY)
-                hits = round(invocations * b.cache_hit_rate)
-                self.sw.metrics.record(
-                    target.function,
-                    target.alias,
-                    version,
-                    at,
-                    invocations=invocations,
-                    errors=invocations * b.error_rate,
-                    p95=b.p95_ms,
-                    p99=b.p99_ms,
-                    p50=b.p95_ms / 2,
-                    cache_hits=hits,
-                    cache_misses=round(invocations) - hits,
-                    cache_miss_latencies=(b.cache_miss_p95_ms,) if round(invocations) > hits else (),
-                )
 
 
 @dataclass
