@@ -247,6 +247,8 @@ class OutboxDrainer:
             self._lock.release()
 
     def _deliver_leased(self, message: OutboxMessage) -> Literal["sent", "dead", "waiting"]:
+        if not (self._topics is not None if message.method == "sns_publish" else self._has_slack):
+            return "waiting"  # for a drainer with the client this row needs: not even its lane's lease
         # Threads of this process share the lease's owner, so they also take the lane's (striped) lock.
         lane_lock = self._lane_locks[hash(message.lane) % len(self._lane_locks)]
         if not lane_lock.acquire(blocking=False):
@@ -272,8 +274,6 @@ class OutboxDrainer:
     def _deliver(self, message: OutboxMessage) -> Literal["sent", "dead", "waiting"]:
         if message.method == "sns_publish":
             return self._publish(message)
-        if not self._has_slack:
-            return "waiting"  # a Slack message: for a drainer with a Slack client
         params = dict(message.params)
         if message.thread_of is not None:
             parent = self._store.outbox_message(message.thread_of)
@@ -325,8 +325,7 @@ class OutboxDrainer:
 
     def _publish(self, message: OutboxMessage) -> Literal["sent", "dead", "waiting"]:
         """An alert fan-out row: one SNS Publish. A topic SNS says is gone ends the row; anything else retries."""
-        if self._topics is None:
-            return "waiting"  # for a drainer with an SNS client
+        assert self._topics is not None  # _deliver_leased checked
         params = message.params
         try:
             message_id = self._topics.publish(

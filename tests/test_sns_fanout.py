@@ -359,3 +359,21 @@ def test_a_fifo_topic_gets_a_group_and_the_rows_deduplication_id() -> None:
         assert message["Attributes"]["MessageGroupId"] == "canary-bot"
         assert len(message["Attributes"]["MessageDeduplicationId"]) == 64  # sha256 of the row's key
         assert json.loads(message["Body"])["Subject"] == "ROLLBACK: LEGO API canary rolled back"
+
+
+def test_a_drainer_without_an_sns_client_leaves_the_fan_out_untouched_for_one_that_has_it() -> None:
+    topics = FakeTopics()
+    policy = policy_with(notify_topics=[TOPIC])
+    world = make_world(policy)
+    world.announcer.notifier = SnsFanout(RecordingNotifier(), Outbox(world.store, world.clock), policy)
+    world.start()
+    world.service.rollback(FN, None, slack_user("UAPPROVER1"), reason="bad canary")
+    (queued,) = [m for m in _rows(world) if m.method == "sns_publish"]
+
+    assert OutboxDrainer(world.store, None, world.clock).drain() == 0  # Slack-less, SNS-less: not its rows
+    assert world.store.outbox_message(queued.key) == queued  # not even an attempt counted
+    assert drain(world, topics) == 1 and [m.topic_arn for m in topics.messages] == [TOPIC]
+
+
+def _rows(world: World) -> list[Any]:
+    return world.store.outbox_heads(world.clock.now())
