@@ -21,7 +21,7 @@ from slack_sdk import WebClient
 from bot.actors import Actor, Authorizer, cli_actor
 from bot.config import Policy, Settings, load_policy
 from bot.events import Notifier, NullNotifier
-from bot.outbox import Outbox
+from bot.outbox import Outbox, OutboxDrainer
 from bot.ports import (
     AlarmsPort,
     Clock,
@@ -106,6 +106,25 @@ def sns_topics(region: str) -> TopicPublisher:
     return SnsTopics(aws_client("sns", region=region, config=FANOUT_CONFIG))
 
 
+class LazyTopics:
+    """sns_topics(region), made on the first publish: a drainer can deliver the fan-out's rows (queued by any
+    replica or by the serverless responder) without every process making an SNS client at start."""
+
+    def __init__(self, region: str) -> None:
+        self._region = region
+        self._topics: TopicPublisher | None = None
+
+    def publish(self, topic_arn: str, *, subject: str, message: str, dedup_id: str | None = None) -> str:
+        if self._topics is None:
+            self._topics = sns_topics(self._region)
+        return self._topics.publish(topic_arn, subject=subject, message=message, dedup_id=dedup_id)
+
+
+def fanout_publisher(settings: Settings, aws: AwsAdapters) -> TopicPublisher:
+    """What the outbox's drainer publishes the alert fan-out's rows with."""
+    return aws.topics or LazyTopics(settings.aws_region)
+
+
 def slack_client(settings: Settings) -> WebClient | None:
     """The Web API client when SLACK_BOT_TOKEN is set; None otherwise (then nothing is posted to Slack)."""
     from bot.slack_client import make_web_client
@@ -126,7 +145,8 @@ def build_service(
 ) -> CanaryService:
     """The service with its alarms, guards, notifier and authorizer: the same for every way in.
 
-    `outbox` queues the Slack messages durably (bot.outbox); without one the notifier posts directly.
+    `outbox` queues the Slack messages and the alert fan-out durably (bot.outbox); without one the notifier
+    posts directly, and the fan-out gets an outbox of its own, drained on the caller's thread.
     """
     from bot.slack_groups import SlackGroupDirectory
     from bot.slack_notifier import SlackNotifier
@@ -144,7 +164,12 @@ def build_service(
         )
         groups = SlackGroupDirectory(slack, clock, store=store)
     if wants_fanout(policy):
-        notifier = SnsFanout(notifier, aws.topics or sns_topics(settings.aws_region), policy, clock)
+        if outbox is None:
+            drainer = OutboxDrainer(
+                store, None, clock, lane_lease=settings.lease_ttl, topics=fanout_publisher(settings, aws)
+            )
+            outbox = Outbox(store, clock, wake=drainer.drain)
+        notifier = SnsFanout(notifier, outbox, policy)
     return CanaryService(
         traffic=aws.traffic,
         store=store,
@@ -246,27 +271,23 @@ def build_runbook(service: CanaryService) -> Runbook:
 def service_from_settings(settings: Settings, *, clock: Clock | None = None) -> CanaryService:
     """The CLI's service: real AWS adapters, the configured store and policy, Slack when a token is set."""
     from bot.clock import SystemClock
-    from bot.outbox import Outbox, OutboxDrainer
     from bot.store import open_store
 
     clock = clock or SystemClock()
     store = open_store(settings.store_url, region=settings.aws_region)
     slack = slack_client(settings)
+    policy = load_policy(settings.policy_file)
+    aws = aws_adapters(settings)
     outbox = None
-    if slack is not None:
-        # The same durable outbox as serve, drained at once: the CLI's messages are out when it exits (a
-        # message Slack refused stays queued, and serve's drainer retries it).
-        outbox = Outbox(
-            store, clock, wake=OutboxDrainer(store, slack, clock, lane_lease=settings.lease_ttl).drain
+    if slack is not None or wants_fanout(policy):
+        # The same durable outbox as serve, drained at once: the CLI's messages (and SNS alerts) are out when
+        # it exits (a message Slack or SNS refused stays queued, and serve's drainer retries it).
+        drainer = OutboxDrainer(
+            store, slack, clock, lane_lease=settings.lease_ttl, topics=fanout_publisher(settings, aws)
         )
+        outbox = Outbox(store, clock, wake=drainer.drain)
     return build_service(
-        settings,
-        policy=load_policy(settings.policy_file),
-        clock=clock,
-        store=store,
-        aws=aws_adapters(settings),
-        slack=slack,
-        outbox=outbox,
+        settings, policy=policy, clock=clock, store=store, aws=aws, slack=slack, outbox=outbox
     )
 
 

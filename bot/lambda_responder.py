@@ -4,8 +4,9 @@
 same AlarmResponder as `serve` (bot.alarm_responder): the same core, the same rollback intent and reconciler,
 on the same DynamoDB table (CANARY_STORE_URL=dynamodb://TABLE). It never calls Slack: every message (the
 rollback, the alarm alert, the parent's new state) is a row in the store's outbox, which the bot's replicas
-deliver when they run. Configuration is the bot's own environment (CANARY_POLICY_FILE, CANARY_ALERT_CHANNEL,
-CANARY_LEASE_TTL, AWS_REGION, ...).
+deliver when they run; so is the alert fan-out to the function's `notify_topics` (bot.sns_fanout), which a
+replica's drainer publishes to SNS. Configuration is the bot's own environment (CANARY_POLICY_FILE,
+CANARY_ALERT_CHANNEL, CANARY_LEASE_TTL, AWS_REGION, ...).
 
 A notification that is not a CloudWatch alarm is logged and dropped (retrying cannot fix it); any other
 failure raises, so Lambda's asynchronous retries deliver the event again — the rollback intent makes a second
@@ -25,9 +26,11 @@ from bot.alarm_event import BadNotification, SnsEnvelope
 from bot.alarm_responder import AlarmResponder
 from bot.composition import alarm_responder
 from bot.config import Settings, load_policy
+from bot.events import Notifier
 from bot.outbox import Outbox
 from bot.service import CanaryService
 from bot.slack_notifier import SlackNotifier
+from bot.sns_fanout import SnsFanout, wants_fanout
 from bot.store import dynamodb_table, open_store
 
 log = logging.getLogger(__name__)
@@ -87,12 +90,10 @@ def build_responder() -> AlarmResponder:
     policy = load_policy(settings.policy_file)
     clock = SystemClock()
     store = open_store(settings.store_url, region=settings.aws_region)
-    notifier = SlackNotifier(
-        cast(WebClient, SlackNotCalled()),
-        policy,
-        clock,
-        outbox=Outbox(store, clock),
-    )
+    outbox = Outbox(store, clock)
+    notifier: Notifier = SlackNotifier(cast(WebClient, SlackNotCalled()), policy, clock, outbox=outbox)
+    if wants_fanout(policy):
+        notifier = SnsFanout(notifier, outbox, policy)
     service = CanaryService(
         traffic=LambdaTraffic(lambda_client(region=settings.aws_region)),
         store=store,

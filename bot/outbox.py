@@ -9,11 +9,16 @@
   is recorded. A crash in the milliseconds between Slack's answer and that record can repeat one message.
 - Transient failures (429, 5xx, network) back off exponentially with jitter, without limit; permanent ones
   (channel_not_found, invalid_blocks, …) end the row as dead, logged, so the lane moves on.
+- The alert fan-out's SNS messages (bot.sns_fanout) are rows too (`sns_publish`, one lane per topic), keyed
+  per (event, topic): queued once, published by the drainer's TopicPublisher, retried the same way. SNS
+  Publish has no idempotency key on standard topics, so a crash between SNS's answer and the record repeats
+  that one message; FIFO topics get a MessageDeduplicationId derived from the key, and SNS drops the repeat.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import random
 import threading
@@ -21,14 +26,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook import WebhookClient
 
 from bot.outbox_model import OutboxMessage
-from bot.ports import Clock, StorePort
+from bot.ports import AwsFailure, Clock, StorePort, TopicGone, TopicPublisher
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +85,16 @@ def parent_key(deployment_id: str) -> str:
 
 def lane_of(deployment_id: str | None, channel: str) -> str:
     return f"deployment:{deployment_id}" if deployment_id else f"channel:{channel}"
+
+
+def topic_lane(topic_arn: str) -> str:
+    """One lane per SNS topic: a topic that fails holds back only its own messages, in order."""
+    return f"topic:{topic_arn}"
+
+
+def dedup_id(key: str) -> str:
+    """A FIFO topic's MessageDeduplicationId for an outbox row (at most 128 characters, from its key)."""
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 class Outbox:
@@ -140,6 +155,17 @@ class Outbox:
         self._enqueue("respond", lane=f"respond:{url}", params={"url": url, **params}, key=key)
         self._wake()
 
+    def publish_to_topic(self, *, topic_arn: str, subject: str, message: str, key: str) -> bool:
+        """Queue an SNS Publish (the alert fan-out). Returns False when the key was already queued."""
+        added = self._enqueue(
+            "sns_publish",
+            lane=topic_lane(topic_arn),
+            key=key,
+            params={"topic_arn": topic_arn, "subject": subject, "message": message},
+        )
+        self._wake()
+        return added
+
     def has(self, key: str) -> bool:
         return self._store.outbox_message(key) is not None
 
@@ -169,20 +195,27 @@ class Outbox:
 
 
 class OutboxDrainer:
-    """Delivers due rows, lane by lane, in order. Safe to call from several threads (one drains at a time)."""
+    """Delivers due rows, lane by lane, in order. Safe to call from several threads (one drains at a time).
+
+    `client` delivers the Slack rows and `topics` the SNS ones; a drainer without one leaves those rows, untouched,
+    to a drainer that has it (the CLI without a Slack token, say).
+    """
 
     def __init__(
         self,
         store: StorePort,
-        client: WebClient,
+        client: WebClient | None,
         clock: Clock,
         *,
         rng: random.Random | None = None,
         owner: str | None = None,
         lane_lease: timedelta = timedelta(seconds=30),
+        topics: TopicPublisher | None = None,
     ):
         self._store = store
-        self._client = client
+        self._has_slack = client is not None
+        self._client = cast(WebClient, client)  # only called when _has_slack
+        self._topics = topics
         self._clock = clock
         self._rng = rng or random.Random()
         self._lock = threading.Lock()
@@ -214,6 +247,8 @@ class OutboxDrainer:
             self._lock.release()
 
     def _deliver_leased(self, message: OutboxMessage) -> Literal["sent", "dead", "waiting"]:
+        if not (self._topics is not None if message.method == "sns_publish" else self._has_slack):
+            return "waiting"  # for a drainer with the client this row needs: not even its lane's lease
         # Threads of this process share the lease's owner, so they also take the lane's (striped) lock.
         lane_lock = self._lane_locks[hash(message.lane) % len(self._lane_locks)]
         if not lane_lock.acquire(blocking=False):
@@ -237,6 +272,8 @@ class OutboxDrainer:
             self._store.release_lease(lease, self._owner)
 
     def _deliver(self, message: OutboxMessage) -> Literal["sent", "dead", "waiting"]:
+        if message.method == "sns_publish":
+            return self._publish(message)
         params = dict(message.params)
         if message.thread_of is not None:
             parent = self._store.outbox_message(message.thread_of)
@@ -284,6 +321,33 @@ class OutboxDrainer:
             self._retry(message, str(exc) or type(exc).__name__)
             return "waiting"
         self._sent(message, channel, ts)
+        return "sent"
+
+    def _publish(self, message: OutboxMessage) -> Literal["sent", "dead", "waiting"]:
+        """An alert fan-out row: one SNS Publish. A topic SNS says is gone ends the row; anything else retries."""
+        assert self._topics is not None  # _deliver_leased checked
+        params = message.params
+        try:
+            message_id = self._topics.publish(
+                str(params["topic_arn"]),
+                subject=str(params["subject"]),
+                message=str(params["message"]),
+                dedup_id=dedup_id(message.key),
+            )
+        except TopicGone as exc:
+            self._give_up(message, str(exc))
+            return "dead"
+        except AwsFailure as exc:
+            self._retry(message, str(exc))
+            return "waiting"
+        except Exception as exc:  # a client that failed in a way the adapter did not wrap: still retried
+            log.exception("SNS message %s: unexpected failure", message.key)
+            self._retry(message, f"{type(exc).__name__}: {exc}")
+            return "waiting"
+        log.info(
+            "SNS message %s published to %s (MessageId %s)", message.key, params["topic_arn"], message_id
+        )
+        self._sent(message, str(params["topic_arn"]), None)
         return "sent"
 
     def _sent(self, message: OutboxMessage, channel: str | None, ts: str | None) -> None:
@@ -359,7 +423,7 @@ class OutboxDrainer:
             )
         )
         if not soon:
-            log.warning("Slack message %s not delivered (attempt %d): %s", message.key, attempts, error)
+            log.warning("%s %s not delivered (attempt %d): %s", _what(message), message.key, attempts, error)
         self._store.save_outbox(
             message.model_copy(
                 update={
@@ -371,7 +435,7 @@ class OutboxDrainer:
         )
 
     def _give_up(self, message: OutboxMessage, error: str) -> None:
-        log.error("Slack message %s dropped: %s", message.key, error)
+        log.error("%s %s dropped: %s", _what(message), message.key, error)
         self._store.save_outbox(
             message.model_copy(
                 update={"status": "dead", "attempts": message.attempts + 1, "last_error": error}
@@ -380,6 +444,10 @@ class OutboxDrainer:
 
     def _remember_thread(self, deployment_id: str, channel: str, ts: str) -> None:
         self._store.record_thread(deployment_id, channel, ts)
+
+
+def _what(message: OutboxMessage) -> str:
+    return "SNS message" if message.method == "sns_publish" else "Slack message"
 
 
 class BackgroundDrainer:
@@ -420,4 +488,13 @@ class BackgroundDrainer:
                 log.exception("draining the Slack outbox failed; trying again shortly")
 
 
-__all__ = ["BackgroundDrainer", "Outbox", "OutboxDrainer", "Thread", "lane_of", "parent_key"]
+__all__ = [
+    "BackgroundDrainer",
+    "Outbox",
+    "OutboxDrainer",
+    "Thread",
+    "dedup_id",
+    "lane_of",
+    "parent_key",
+    "topic_lane",
+]

@@ -1,4 +1,5 @@
-"""What the outbox holds: one row per Slack message the bot wants delivered. Pure data.
+"""What the outbox holds: one row per Slack message (or SNS alert, `sns_publish`) the bot wants delivered. Pure
+data.
 
 A message is sent in order within its lane (one lane per deployment thread, or per channel), so a reply never
 overtakes the post it replies to and an update never overtakes the post it edits. `thread_of` names the
@@ -12,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-OutboxMethod = Literal["post", "update", "upload", "ephemeral", "respond"]
+OutboxMethod = Literal["post", "update", "upload", "ephemeral", "respond", "sns_publish"]
 OutboxStatus = Literal["pending", "sent", "dead"]
 
 

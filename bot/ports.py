@@ -203,11 +203,17 @@ class PreflightPort(Protocol):
 
 
 # ---------------------------------------------------------------- notifications beyond Slack
-class TopicPublisher(Protocol):
-    """SNS Publish (the alert fan-out)."""
+class TopicGone(AwsFailure):
+    """SNS refused a Publish in a way no retry can fix: the topic does not exist, or the message is invalid."""
 
-    def publish(self, topic_arn: str, *, subject: str, message: str) -> str:
-        """One message; returns its MessageId. Raises AwsFailure."""
+
+class TopicPublisher(Protocol):
+    """SNS Publish (the alert fan-out; the outbox's drainer calls it)."""
+
+    def publish(self, topic_arn: str, *, subject: str, message: str, dedup_id: str | None = None) -> str:
+        """One message; returns its MessageId. `dedup_id` becomes a FIFO topic's MessageDeduplicationId (SNS
+        drops a second publish with the same id within 5 minutes); standard topics have no such thing. Raises
+        TopicGone when retrying cannot help, AwsFailure otherwise."""
         ...
 
 

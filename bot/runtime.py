@@ -16,7 +16,14 @@ from slack_sdk import WebClient
 
 from bot.alarm_responder import AlarmResponder
 from bot.app import create_app
-from bot.composition import AwsAdapters, alarm_responder, aws_adapters, build_service, soak_runner
+from bot.composition import (
+    AwsAdapters,
+    alarm_responder,
+    aws_adapters,
+    build_service,
+    fanout_publisher,
+    soak_runner,
+)
 from bot.config import Policy, Settings, load_policy
 from bot.events import AlarmAlert
 from bot.outbox import BackgroundDrainer, Outbox, OutboxDrainer
@@ -101,7 +108,10 @@ def build_runtime(
     tick_every: timedelta | None = None,
 ) -> Runtime:
     policy = policy or load_policy(settings.policy_file)
-    drainer = OutboxDrainer(store, slack, clock, lane_lease=settings.lease_ttl)
+    # The drainer also publishes the alert fan-out's SNS rows (this replica's, the others', the responder's).
+    drainer = OutboxDrainer(
+        store, slack, clock, lane_lease=settings.lease_ttl, topics=fanout_publisher(settings, aws)
+    )
     background = None if inline else BackgroundDrainer(drainer)
     outbox = Outbox(store, clock, wake=drainer.drain if background is None else background.wake)
     service = build_service(

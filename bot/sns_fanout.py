@@ -1,11 +1,16 @@
 """Alert fan-out: the alarm alert and the rollback message also go to each function's `notify_topics` (SNS).
 
-A Notifier decorator around the Slack notifier (composed in bot.composition): the inner notifier is told first,
-then the event is published to every topic the function's policy lists. Publishing never blocks or undoes a
-rollback: it runs after the alias was reverted, every failure is logged and swallowed, and the SNS client gives
-up within seconds. Not durable: a publish that fails is logged, not retried (the Slack message, which goes
-through the outbox, is). The service tells each keyed event once (its `msg:` claim), so a redelivered alarm
-is not published twice.
+A Notifier decorator around the Slack notifier (composed in bot.composition, and in the serverless responder):
+the inner notifier is told first, then one `sns_publish` row per topic the function's policy lists is queued in
+the outbox (bot.outbox). Durable: the outbox's drainer publishes it, retries a failed Publish with backoff,
+and delivers after a restart what was queued before it; the serverless responder's rows are published by a
+replica's drainer. Nothing is sent on the caller's thread, so a publish never blocks or delays a rollback (a
+failure to queue is logged and swallowed).
+
+Each (event, topic) is queued once: the row's key is `sns:<event key>:<topic>`, so a redelivered alarm or an
+announcement repeated after a crash finds the row already there. Delivery is at least once: a crash between
+SNS's answer and the record publishes that message again on a standard topic (FIFO topics drop the repeat, by
+the MessageDeduplicationId the drainer derives from the key).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from bot.actors import BOT
 from bot.comms import internal_message, status_page_text
 from bot.config import Policy
 from bot.events import AlarmAlert, AnyEvent, MessageRef, Notifier, TrafficChanged
-from bot.ports import Clock, TopicPublisher
+from bot.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -81,13 +86,12 @@ def _rollback(event: TrafficChanged, policy: Policy) -> tuple[str, SnsMessage]:
 
 
 class SnsFanout:
-    """Notifier: `inner` first, then the function's notify_topics for alarm alerts and rollbacks."""
+    """Notifier: `inner` first, then one outbox row per notify_topic for alarm alerts and rollbacks."""
 
-    def __init__(self, inner: Notifier, publisher: TopicPublisher, policy: Policy, clock: Clock) -> None:
+    def __init__(self, inner: Notifier, outbox: Outbox, policy: Policy) -> None:
         self._inner = inner
-        self._publisher = publisher
+        self._outbox = outbox
         self._policy = policy
-        self._clock = clock
 
     def publish(self, event: AnyEvent) -> MessageRef | None:
         try:
@@ -106,11 +110,25 @@ class SnsFanout:
         except Exception:
             log.exception("alert fan-out: could not build the message for %s", event.kind)
             return
+        told = event_key(event, function)
         for topic in topics:
             try:
-                self._publisher.publish(topic, subject=message.subject, message=message.message)
+                self._outbox.publish_to_topic(
+                    topic_arn=topic,
+                    subject=message.subject,
+                    message=message.message,
+                    key=f"sns:{told}:{topic}",
+                )
             except Exception:
-                log.exception("alert fan-out: publishing %s to %s failed (not retried)", event.kind, topic)
+                log.exception("alert fan-out: queueing %s for %s failed", event.kind, topic)
+
+
+def event_key(event: AnyEvent, function: str) -> str:
+    """The event's idempotency key; an event without one is named by what it is about and when."""
+    if event.key is not None:
+        return event.key
+    about = event.deployment.id if event.deployment is not None else function
+    return f"{event.kind}:{about}:{event.at.isoformat()}"
 
 
 def wants_fanout(policy: Policy) -> bool:

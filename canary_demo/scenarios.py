@@ -28,6 +28,11 @@ def healthy(write: Write) -> bool:
     with DemoWorld(write, publish_redis_version=False) as world:
         write("production-lego-api v1 (in-memory cache) serves 100% of alias production.")
         world.print_alias()
+        write(
+            "\nFirst try: @maria forgets the new version's REDIS_URL; the preflight refuses, nothing changes."
+        )
+        world.slash("maria", f"start {LEGO_API} --publish")
+        refused = world.alias() == ("1", {}) and _versions(world) == ["$LATEST", "1"]
         world.slash("maria", f"start {LEGO_API} --publish --set REDIS_URL={REDIS_URL}")
         world.press("maria", world.button("Start"))
         write("\n… 2,000 requests a minute; the soak runs for an hour of simulated time …")
@@ -39,11 +44,12 @@ def healthy(write: Write) -> bool:
         world.watch(24)
         d = world.runtime.service.history(LEGO_API)[0].deployment
         post_mortem = any("Post-mortem · v2" in str(m.blocks) for m in world.slack.messages())
-        ok = d.state is State.PROMOTED and world.alias() == ("2", {}) and post_mortem
+        ok = d.state is State.PROMOTED and world.alias() == ("2", {}) and post_mortem and refused
         return _verdict(
             write,
             ok,
-            "healthy: v2 promoted after a clean soak by a second person; 24 h watched, post-mortem posted",
+            "healthy: the preflight refused a start without REDIS_URL; v2 promoted after a clean soak by a "
+            "second person; 24 h watched, post-mortem posted",
             f"healthy: expected v2 promoted, got {d.state.value} with alias {world.alias()}",
         )
 
@@ -113,6 +119,11 @@ def regression_after_promotion(write: Write) -> bool:
             "regression after promotion: reverted from the watch's alert; v1 serves 100% again, the watch ended",
             f"regression after promotion: expected a revert, got {d.state.value} with alias {world.alias()}",
         )
+
+
+def _versions(world: DemoWorld) -> list[str]:
+    answer = world.lambda_.list_versions_by_function(FunctionName=LEGO_API)
+    return sorted(v["Version"] for v in answer["Versions"])
 
 
 def _said(world: DemoWorld, text: str) -> bool:

@@ -27,6 +27,8 @@ from canary_demo import slack_requests as req
 from canary_demo.cloudwatch_sinks import AlarmEvaluator, CloudWatchSink, LogsSink
 from canary_demo.fake_slack import FakeSlack
 from canary_demo.fakes.metrics import FakeMetrics
+from canary_demo.preflight import POLICY as PREFLIGHT_POLICY
+from canary_demo.preflight import DemoPreflight
 from canary_demo.render import Button, TerminalSlack
 from canary_demo.seed import BASE_ENV, LEGO_API, PRODUCTION_ALIAS, REDIS_ENV, create_function, publish
 from canary_demo.simulator import IN_MEMORY_CACHE, REDIS, MetricsSink, Sampled, TrafficModel
@@ -50,6 +52,7 @@ DEMO_POLICY: dict[str, Any] = {
             "two_person_rule": True,
             "log_group": f"/aws/lambda/{LEGO_API}",
             "service_name": "LEGO API",
+            **PREFLIGHT_POLICY,  # the seed's pre-deployment checklist, before every start
         }
     },
 }
@@ -118,14 +121,14 @@ class DemoWorld:
             "xoxb-demo", base_url=self.slack.base_url, retry=RetryPolicy(sleep=lambda _s: None)
         )
         traffic = LambdaTraffic(self.lambda_, update_wait_delay_seconds=0)
+        alarms = CloudWatchAlarms(cloudwatch, REGION)
+        self.preflight = DemoPreflight(self.lambda_, alarms, self.metrics, self.clock)
         self.runtime: Runtime = build_runtime(
             settings,
             slack=client,
             clock=self.clock,
             store=open_store(f"sqlite:///{Path(self._tmp.name) / 'canary-bot.db'}"),
-            aws=AwsAdapters(
-                traffic=traffic, metrics=self.metrics, alarms=CloudWatchAlarms(cloudwatch, REGION)
-            ),
+            aws=AwsAdapters(traffic=traffic, metrics=self.metrics, alarms=alarms, preflight=self.preflight),
             policy=Policy.model_validate(DEMO_POLICY),
             inline=True,
         )
@@ -148,6 +151,19 @@ class DemoWorld:
             mode=Sampled(seed=2124),
             sinks=[MetricsSink(self.metrics), CloudWatchSink(cloudwatch), LogsSink(logs), self.alarms],
         )
+        # The hour before the story: v1 serving production, so the preflight's baseline and the plan's evidence
+        # have a stable hour to read (its own simulator: the story's random draws stay the same).
+        history = TrafficModel(
+            traffic,
+            LEGO_API,
+            PRODUCTION_ALIAS,
+            behaviours={"1": IN_MEMORY_CACHE},
+            default=IN_MEMORY_CACHE,
+            mode=Sampled(seed=1724),
+            sinks=[MetricsSink(self.metrics)],
+        )
+        for minutes_before in range(60, 0, -5):
+            history.minute(START - minutes_before * MINUTE, minutes=5)
         self.screen = TerminalSlack(self.slack, self.write, names=NAMES, channels={CHANNEL_ID: "deploys"})
 
     # ------------------------------------------------------------ people

@@ -84,6 +84,36 @@ def test_the_demo_reads_as_a_person_would_read_it(demo_run: subprocess.Completed
     assert "ROLLBACK INITIATED" in reverted and "Investigating: LEGO API Deployment Rollback" in reverted
 
 
+def test_the_demo_shows_the_seeds_checklist_before_every_start_and_a_red_check_refusing_one(
+    demo_run: subprocess.CompletedProcess[str],
+) -> None:
+    out = demo_run.stdout
+    healthy, _ = out.split("Scenario 2", 1)
+    forgot, rest = healthy.split("types: /canary start production-lego-api --publish --set REDIS_URL=", 1)
+    refused = forgot[forgot.index("types: /canary start production-lego-api --publish") :]
+    assert "preflight of production-lego-api:production $LATEST: 7 ✅ · 2 🔴" in refused
+    assert "🔴 *Cache URL*: REDIS_URL is not set on $LATEST" in refused
+    assert "Start refused: a 🔴 check blocks it. Nothing was changed." in refused
+    assert "--override-preflight REASON" in refused and "Start canary" not in refused
+
+    preview = rest[: rest.index("presses [1] Start canary")]
+    assert "preflight of production-lego-api:production $LATEST: 9 ✅" in preview
+    for line in (
+        "✅ *Cache URL*: REDIS_URL → production-cache.cache.amazonaws.com:6379 after --publish's changes",
+        "✅ *Runs in a VPC*: in vpc-",
+        "✅ *Security groups reach the cache*: production-cache",
+        "✅ *Secret in Secrets Manager*: secret production/lego-api/redis exists",
+        "✅ *Billing alarm*: billing-estimated-charges alarms at $50",
+        "✅ *No alarm firing*: no alarm of production-lego-api is in ALARM",
+        "✅ *Stable baseline healthy*: stable over the last hour: error rate",
+    ):
+        assert line in preview, line
+    assert "allows sg-0lambda0lego0api on port 6379" in preview.replace("\n  ", " ")
+    # The other stories' starts (v2 already published) are checked too.
+    assert out.count("preflight of production-lego-api:production v2: 9 ✅") == 1  # scenario 3's is quiet
+    assert "the preflight refused a start without REDIS_URL" in healthy
+
+
 def test_a_wrong_demo_option_is_a_usage_error() -> None:
     run = _demo("--fast")
     assert run.returncode == 2

@@ -132,6 +132,49 @@ def test_an_alarm_with_every_replica_down_is_rolled_back_and_told_by_the_next_re
     assert store.outbox_pending() == 0
 
 
+def test_the_responders_rollback_queues_the_alert_fan_out_and_a_replica_publishes_it(
+    world: Any, slack: FakeSlack, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    import yaml
+
+    from bot.aws.topics import SnsTopics
+    from bot.config import EMBEDDED_POLICY
+
+    sns, sqs = aws_client("sns", region="us-east-1"), aws_client("sqs", region="us-east-1")
+    topic = sns.create_topic(Name="ops-alerts")["TopicArn"]
+    queue = sqs.create_queue(QueueName="ops-alerts")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    policy = json.loads(json.dumps(EMBEDDED_POLICY))
+    policy["functions"][LEGO_API]["notify_topics"] = [topic]
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy))
+    monkeypatch.setenv("CANARY_POLICY_FILE", str(tmp_path / "policy.yaml"))
+    build_responder.cache_clear()
+    service, _ = replica(slack)
+    plan = service.plan(StartArgs(function=LEGO_API, version="2"), cli_actor("maria"))
+    service.confirm(plan.deployment.id, cli_actor("maria"))
+
+    handler(sns_event(alarm_message(), message_id="m-1"), None)
+    handler(sns_event(alarm_message(), message_id="m-1"), None)  # Lambda's retry of the same event
+
+    assert routing(world) == ("1", {})
+    assert sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0).get("Messages", []) == []  # not from Lambda
+    store = open_store(URL, region="us-east-1")
+    client = make_web_client("xoxb-test", base_url=slack.base_url, retry=RetryPolicy(sleep=lambda _s: None))
+    later = OutboxDrainer(store, client, SystemClock(), topics=SnsTopics(sns))  # a replica comes back
+    later.drain()
+    later.drain()
+    answer = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0, MaxNumberOfMessages=10)
+    subjects = sorted(json.loads(m["Body"])["Subject"] for m in answer.get("Messages", []))
+    assert subjects == [
+        "ALARM: canary-bot/production-lego-api/production/v2/error-rate",
+        "ROLLBACK: LEGO API canary rolled back",
+    ]
+    assert store.outbox_pending() == 0
+
+
 def test_the_same_alarm_delivered_again_writes_the_alias_once(world: Any, slack: FakeSlack) -> None:
     service, _ = replica(slack)
     plan = service.plan(StartArgs(function=LEGO_API, version="2"), cli_actor("maria"))
