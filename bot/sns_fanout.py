@@ -19,7 +19,7 @@ import logging
 from typing import Final
 
 from bot.actors import BOT
-from bot.comms import internal_message, status_page_text
+from bot.comms import fallback_internal_message, internal_message, status_page_text
 from bot.config import Policy
 from bot.events import AlarmAlert, AnyEvent, MessageRef, Notifier, TrafficChanged
 from bot.outbox import Outbox
@@ -45,7 +45,7 @@ def fan_out_message(event: AnyEvent, policy: Policy) -> tuple[str, SnsMessage] |
     rollback already told) and a rollback. Pure."""
     if isinstance(event, AlarmAlert):
         return _alarm(event)
-    if isinstance(event, TrafficChanged) and event.action == "rolled_back":
+    if isinstance(event, TrafficChanged) and event.action in ("rolled_back", "reverted", "fallback"):
         return _rollback(event, policy)
     return None
 
@@ -79,10 +79,16 @@ def _rollback(event: TrafficChanged, policy: Policy) -> tuple[str, SnsMessage]:
     service = found.service_name if found is not None else None
     reason = event.reason or d.reason or "no reason given"
     automatic = event.automatic or event.actor == BOT.label
-    internal = internal_message(d, reason=reason, service_name=service, now=event.at, automatic=automatic)
+    if event.action == "fallback":
+        internal = fallback_internal_message(d, reason=reason, service_name=service)
+    else:
+        internal = internal_message(d, reason=reason, service_name=service, now=event.at, automatic=automatic)
     public = status_page_text(d, reason=reason, service_name=service, now=event.at, automatic=automatic)
     body = f"{internal}\n\nStatus page:\n{public}"
-    return d.function, SnsMessage(f"ROLLBACK: {service or d.function} canary rolled back", body)
+    what = {"reverted": "promotion reverted", "fallback": "emergency fallback"}.get(
+        event.action, "canary rolled back"
+    )
+    return d.function, SnsMessage(f"ROLLBACK: {service or d.function} {what}", body)
 
 
 class SnsFanout:

@@ -15,6 +15,7 @@ from moto import mock_aws
 from bot.actors import cli_actor
 from bot.aws.clients import aws_client
 from bot.aws.topics import SnsTopics
+from bot.composition import build_runbook
 from bot.config import Settings
 from bot.events import AlarmAlert, RecordingNotifier
 from bot.outbox import Outbox, OutboxDrainer
@@ -74,6 +75,30 @@ def test_a_rollback_goes_to_every_topic_with_the_internal_and_status_page_texts(
     assert "- Action: Reverted to version 1 (the version before v2)" in message.message
     assert "Status page:\nInvestigating: LEGO API Deployment Rollback" in message.message
     assert any(e.kind == "traffic_changed" for e in slack.events)  # Slack still told, first
+
+
+def test_a_revert_and_a_fallback_go_to_the_topics_like_a_rollback() -> None:
+    topics = FakeTopics()
+    world, _ = world_with(topics)
+    world.start()
+    world.service.promote(FN, None, slack_user("UAPPROVER1"))
+    book = build_runbook(world.service)
+    book.revert.revert(FN, None, slack_user("UAPPROVER1"), reason="p95 regression after the promotion")
+    [reverted] = {m.subject for m in topics.messages}
+    assert reverted == "ROLLBACK: LEGO API promotion reverted"
+    assert "- Action: Reverted to version 1" in topics.messages[0].message
+
+    topics = FakeTopics()
+    world, _ = world_with(topics)
+    world.start()
+    world.service.promote(FN, None, slack_user("UAPPROVER1"))
+    before = len(topics.messages)
+    build_runbook(world.service).fallback.fallback(
+        FN, None, slack_user("UAPPROVER1"), unset=["REDIS_URL"], reason="redis down"
+    )
+    fallbacks = topics.messages[before:]
+    assert [m.topic_arn for m in fallbacks] == [TOPIC, PAGER]
+    assert fallbacks[0].subject == "ROLLBACK: LEGO API emergency fallback"
 
 
 def test_an_alarm_alert_goes_to_the_topics_with_what_the_bot_did() -> None:
