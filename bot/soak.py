@@ -163,8 +163,10 @@ class SoakRunner:
         within this tick, and nothing is ever written over it. Those with a change in flight are skipped:
         the reconciler owns them."""
         kept: list[Deployment] = []
+        # One read of the open intents for the whole tick, not one per canary.
+        in_flight = {intent.deployment_id for intent in self._store.open_intents()} if live else set()
         for d in live:
-            if self._store.open_intent_for(d.id) is not None:
+            if d.id in in_flight:
                 kept.append(d)
                 continue
             try:
@@ -283,15 +285,19 @@ class SoakRunner:
         decision: Decision | None = None
         try:
             store = self._store
-            if figures:
-                store.save_figures(listed.id, figures)
+            stored = store.figures_for(listed.id)
+            if figures and (changed := _changed_figures(stored, figures)):
+                # Only periods whose figures differ from the stored ones are written (a tick re-fetches the
+                # whole step; most periods have not changed since the last tick), and read back.
+                store.save_figures(listed.id, changed)
+                stored = store.figures_for(listed.id)
             # Re-read: a person may have acted while the metrics were in flight; their action wins.
             d = store.get(listed.id)
             if d is None or d.state not in SOAKING_STATES:
                 state = d.state.value if d is not None else "gone"
                 return TickOutcome(listed.id, DecisionKind.CONTINUE, f"ended meanwhile ({state})")
             # Judged once a tick: the report that fell due shows the verdicts the decision is made on.
-            step = _step_figures(d, store.figures_for(d.id))
+            step = _step_figures(d, stored)
             verdicts = self._judge(d, step, policy)
             self._report_safely(d, policy, now, judged=(step, verdicts))
             decision = judge.decide(d, verdicts, policy, now=now)
@@ -464,6 +470,27 @@ def _step_figures(d: Deployment, figures: Sequence[PeriodFigures]) -> list[Perio
     return sorted(
         (f for f in figures if d.step_started_at is None or f.start >= d.step_started_at),
         key=lambda f: f.start,
+    )
+
+
+def _changed_figures(
+    stored: Sequence[PeriodFigures], fetched: Sequence[PeriodFigures]
+) -> list[PeriodFigures]:
+    """The fetched periods that are new or differ from the stored ones. Compared as values (frozen models:
+    equal fields, equal instants whatever the time zone), without serialising either side."""
+    by_start = {f.start: f for f in stored}
+    return [f for f in fetched if (known := by_start.get(f.start)) is None or not same_figures(known, f)]
+
+
+def same_figures(a: PeriodFigures, b: PeriodFigures) -> bool:
+    """`a == b`, faster: the versions' fields are plain values, so their field dicts are compared directly
+    rather than through pydantic's __eq__ three times a period (this runs for every period of every live
+    canary, every tick). tests/test_soak_runner.py checks it agrees with == field by field."""
+    return (
+        a.start == b.start
+        and a.end == b.end
+        and a.canary.__dict__ == b.canary.__dict__
+        and a.stable.__dict__ == b.stable.__dict__
     )
 
 

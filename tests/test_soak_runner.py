@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import types
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -23,9 +23,9 @@ from bot.events import (
     TrafficChanged,
 )
 from bot.judge import DecisionKind, Outcome
-from bot.model import Deployment, PeriodFigures, State, Thresholds
+from bot.model import Deployment, PeriodFigures, State, Thresholds, VersionFigures
 from bot.ports import AwsFailure, WindowRequest
-from bot.soak import align_down, default_chart, due_report
+from bot.soak import align_down, default_chart, due_report, same_figures
 from bot.verbs import StartArgs
 from canary_demo.fakes.metrics import FakeMetrics
 from tests.support.canary_core import started as core_started
@@ -159,6 +159,51 @@ def test_a_metrics_failure_adds_no_figures_and_changes_nothing() -> None:
 
     sw.sim.minute()  # metrics are back: the breach is acted on
     assert sw.deployment(did).state is State.ROLLED_BACK
+
+
+def test_a_tick_writes_only_the_periods_whose_figures_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    sw, did = soaking()
+    sw.sim.run(12)  # two complete periods stored
+    stored = sw.world.store.figures_for(did)
+    saved: list[list[datetime]] = []
+    save = sw.world.store.save_figures
+
+    def recording(deployment_id: str, figures: Sequence[PeriodFigures]) -> None:
+        saved.append([f.start for f in figures])
+        save(deployment_id, figures)
+
+    monkeypatch.setattr(sw.world.store, "save_figures", recording)
+    sw.sim.runner.tick()  # the same periods fetched again: nothing written
+    sw.sim.run(2)  # 14:14: no period completed meanwhile
+    assert saved == []
+
+    sw.sim.minute()  # 14:15: the third period is over, only it is written
+    assert saved == [[stored[-1].end]]
+    assert sw.world.store.figures_for(did)[:2] == stored
+    assert len(sw.world.store.figures_for(did)) == 3
+
+
+def test_same_figures_agrees_with_equality_on_every_field() -> None:
+    start = datetime(2026, 11, 30, 14, 0, tzinfo=UTC)
+    version = VersionFigures(version="2", invocations=100, errors=1, p95_ms=80, cache_hits=9, cache_misses=1)
+    period = PeriodFigures(start=start, end=start + timedelta(minutes=5), canary=version, stable=version)
+    in_paris = period.model_copy(update={"start": start.astimezone(timezone(timedelta(hours=1)))})
+    assert same_figures(period, in_paris) and period == in_paris
+
+    def other(value: Any) -> Any:
+        if isinstance(value, datetime):
+            return value + timedelta(seconds=1)
+        return "3" if isinstance(value, str) else (1 if value is None else value + 1)
+
+    for name in VersionFigures.model_fields:
+        changed = version.model_copy(update={name: other(getattr(version, name))})
+        for side in ("canary", "stable"):
+            revised = period.model_copy(update={side: changed})
+            assert not same_figures(period, revised) and period != revised, (side, name)
+    for name in ("start", "end"):
+        revised = period.model_copy(update={name: other(getattr(period, name))})
+        assert not same_figures(period, revised) and period != revised, name
+    assert set(PeriodFigures.model_fields) == {"start", "end", "canary", "stable"}  # same_figures sees all
 
 
 def test_a_function_dropped_from_the_policy_is_reported_not_judged() -> None:

@@ -759,6 +759,9 @@ def _watch_column(deployment: Deployment) -> str | None:
     return _stamp(deployment.watch_until)
 
 
+# Every tick lists the live deployments and re-reads each one it judges, mostly unchanged since the last
+# tick: the same JSON text (it carries the revision) always gives the same frozen model, so it is parsed once.
+@lru_cache(maxsize=4096)
 def _load_deployment(body: str) -> Deployment:
     return _in_utc(Deployment.model_validate_json(body))
 

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Generic, TypeVar
+
 from bot import canary
 from bot.actors import Action, Actor, Authorizer, NotAuthorized
 from bot.comms import deployment_evidence
@@ -11,6 +17,49 @@ from bot.ports import CanaryError, StorePort, TrafficPort
 from bot.usecases.lookup import Lookup
 from bot.usecases.refusals import NotInPolicy
 from bot.usecases.results import HistoryEntry, StatusEntry
+
+_T = TypeVar("_T")
+
+
+@dataclass
+class _Flight(Generic[_T]):
+    done: threading.Event = field(default_factory=threading.Event)
+    value: _T | None = None
+    error: BaseException | None = None
+
+
+class SharedReads(Generic[_T]):
+    """Concurrent reads of the same key share one call: who asks while a read is in flight gets its answer.
+
+    For reads shown to people (status), never for a read a write depends on: the answer may come from a read
+    that began up to one round trip before the caller asked.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._flights: dict[object, _Flight[_T]] = {}
+
+    def read(self, key: object, call: Callable[[], _T]) -> _T:
+        with self._lock:
+            flight = self._flights.get(key)
+            leads = flight is None
+            if flight is None:
+                flight = self._flights[key] = _Flight()
+        if not leads:
+            flight.done.wait()
+            if flight.error is not None:
+                raise flight.error
+            return flight.value  # type: ignore[return-value]  # set by the leader before done
+        try:
+            flight.value = call()
+            return flight.value
+        except BaseException as exc:
+            flight.error = exc
+            raise
+        finally:
+            with self._lock:
+                del self._flights[key]
+            flight.done.set()
 
 
 class Queries:
@@ -28,6 +77,10 @@ class Queries:
         self._policy = policy
         self._lookup = lookup
         self._authorizer = authorizer
+        # `/canary status` reads the alias of every live canary: a burst of status commands (each on a
+        # listener thread) shares the reads in flight instead of asking Lambda once per command per canary
+        # (bench/README.md, "Answers delivered").
+        self._alias_reads: SharedReads[AliasState] = SharedReads()
 
     def status(self, function: str | None = None, alias: str | None = None) -> list[StatusEntry]:
         if function is not None:
@@ -36,19 +89,19 @@ class Queries:
             deployments = [found] if found else []
         else:
             deployments = self._store.list_live()
-        entries = []
-        for d in deployments:
-            try:
-                entries.append(
-                    StatusEntry(
-                        deployment=d,
-                        alias=self._traffic.get_alias(d.function, d.alias),
-                        policy=self._policy.for_function(d.function),
-                    )
-                )
-            except CanaryError as exc:
-                entries.append(StatusEntry(deployment=d, alias=None, alias_error=str(exc)))
-        return entries
+        return [self._status_entry(d) for d in deployments]
+
+    def _status_entry(self, d: Deployment) -> StatusEntry:
+        try:
+            return StatusEntry(
+                deployment=d,
+                alias=self._alias_reads.read(
+                    (d.function, d.alias), partial(self._traffic.get_alias, d.function, d.alias)
+                ),
+                policy=self._policy.for_function(d.function),
+            )
+        except CanaryError as exc:
+            return StatusEntry(deployment=d, alias=None, alias_error=str(exc))
 
     def history(self, function: str, alias: str | None = None, limit: int = 10) -> list[HistoryEntry]:
         self._lookup.policy_for(function)
