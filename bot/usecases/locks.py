@@ -13,7 +13,8 @@ from bot.config import FunctionPolicy, Policy
 from bot.locks import describe, lock_audit_id
 from bot.model import AuditRecord, DeployLock
 from bot.ports import Clock, StorePort, TrafficPort
-from bot.usecases.refusals import NotInPolicy, Refused
+from bot.usecases.lookup import policy_of
+from bot.usecases.refusals import Refused
 
 
 @dataclass(frozen=True)
@@ -39,11 +40,7 @@ class DeployLocks:
         self.authorizer = authorizer
 
     def _policy(self, function: str) -> FunctionPolicy:
-        found = self.policy.for_function(function)
-        if found is None:
-            listed = ", ".join(self.policy.function_names()) or "none"
-            raise NotInPolicy(f"{function} is not listed in the canary policy (listed: {listed})")
-        return found
+        return policy_of(self.policy, function)
 
     def lock(self, function: str, alias: str | None, actor: Actor, *, reason: str) -> LockResult:
         policy = self._policy(function)

@@ -34,11 +34,7 @@ class Lookup:
         self.policy = policy
 
     def policy_for(self, function: str) -> FunctionPolicy:
-        found = self.policy.for_function(function)
-        if found is None:
-            listed = ", ".join(self.policy.function_names()) or "none"
-            raise NotInPolicy(f"{function} is not listed in the canary policy (listed: {listed})")
-        return found
+        return policy_of(self.policy, function)
 
     def alias_for(self, function: str, alias: str | None) -> str:
         return alias or self.policy_for(function).alias
@@ -83,6 +79,15 @@ class Lookup:
         last = records[-1]
         did = _ACTION_WORDS.get(last.action, last.action.replace("_", " "))
         return f"{current.key} {did} by {person(last.actor)} at {last.at:%H:%M} UTC"
+
+
+def policy_of(policy: Policy, function: str) -> FunctionPolicy:
+    """The function's merged policy; NotInPolicy (bad input) naming the functions listed when it is not."""
+    found = policy.for_function(function)
+    if found is None:
+        listed = ", ".join(policy.function_names()) or "none"
+        raise NotInPolicy(f"{function} is not listed in the canary policy (listed: {listed})")
+    return found
 
 
 def state_words(state: State) -> str:

@@ -25,8 +25,8 @@ from bot.intents import Intent, Routing
 from bot.model import AliasState, Deployment, State
 from bot.ports import AliasDrift, Clock, IntentInProgress, StaleDeployment, StorePort, TrafficPort
 from bot.reconciler import DriveResult, Reconciler, new_intent_id, rollback_intent
-from bot.usecases.lookup import person
-from bot.usecases.refusals import ActionPending, AlreadyActed, NotInPolicy, Refused
+from bot.usecases.lookup import person, policy_of
+from bot.usecases.refusals import ActionPending, AlreadyActed, Refused
 from bot.usecases.results import ActionResult
 
 FALLBACK_ID_PREFIX = "f-"
@@ -61,11 +61,7 @@ class _RecoveryBase:
         self.authorizer = authorizer
 
     def _policy(self, function: str) -> FunctionPolicy:
-        found = self.policy.for_function(function)
-        if found is None:
-            listed = ", ".join(self.policy.function_names()) or "none"
-            raise NotInPolicy(f"{function} is not listed in the canary policy (listed: {listed})")
-        return found
+        return policy_of(self.policy, function)
 
     def _drive(self, intent: Intent, *, wait_for_lease: float = 2.0) -> tuple[Deployment, AliasState]:
         return _landed(self.reconciler.drive(intent.id, wait_for_lease=wait_for_lease))
