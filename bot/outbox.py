@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import http.client
 import json
 import logging
 import random
-import ssl
 import threading
 import urllib.request
 import uuid
@@ -33,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
+import urllib3
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook import WebhookClient
@@ -77,22 +76,24 @@ class _ResponseUrlError(Exception):
 
 
 class ResponseUrlPoster:
-    """POSTs answers to response_urls on kept-alive connections (a few idle ones per host, reused).
+    """POSTs answers to response_urls on kept-alive connections: urllib3's pool (already installed with
+    botocore) rather than slack_sdk's WebhookClient, which opens a connection (and TLS) per answer.
 
-    All of a workspace's response_urls are on one host (hooks.slack.com): opening a connection (and TLS) per
-    answer made the drainer deliver ~10 answers a second under load (bench/README.md, "Answers delivered").
-    A kept connection the server has closed meanwhile fails at once; the answer is then sent once more on a
-    new connection, as slack_sdk's WebhookClient retries a reset connection. Where a proxy is configured
-    (HTTPS_PROXY…), answers go through WebhookClient as before.
+    All of a workspace's response_urls are on one host (hooks.slack.com): a connection per answer made the
+    drainer deliver ~10 answers a second under load (bench/README.md, "Answers delivered"). urllib3 checks a
+    kept connection before reusing it (one the server closed meanwhile is replaced) and verifies TLS. A POST is
+    never resent by the pool (read retries off): a lost answer is the drainer's to retry, in order. Where a
+    proxy is configured (HTTPS_PROXY…), answers go through WebhookClient as before.
     """
-
-    IDLE_PER_HOST = 4
 
     def __init__(self, *, timeout: float = 10.0) -> None:
         self._timeout = timeout
-        self._idle: dict[tuple[str, str, int], list[http.client.HTTPConnection]] = {}
-        self._lock = threading.Lock()
-        self._tls: ssl.SSLContext | None = None
+        self._pool = urllib3.PoolManager(
+            num_pools=4,
+            maxsize=4,
+            timeout=urllib3.Timeout(total=timeout),
+            retries=urllib3.Retry(total=1, connect=1, read=0, redirect=0, status=0, other=0),
+        )
 
     def post(self, url: str, body: dict[str, Any]) -> tuple[int, str]:
         """The status and body of Slack's answer. Raises OSError when no answer came."""
@@ -100,70 +101,16 @@ class ResponseUrlPoster:
         if parts.scheme not in ("http", "https") or not parts.hostname or _proxied(url, parts.scheme):
             answer = WebhookClient(url, timeout=round(self._timeout)).send_dict(body)
             return answer.status_code, answer.body
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        where = (parts.scheme, parts.hostname, port)
-        path = parts.path or "/"
-        if parts.query:
-            path += f"?{parts.query}"
-        data = json.dumps(body).encode("utf-8")
-        conn, reused = self._take(where)
         try:
-            return self._exchange(where, conn, path, data)
-        except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
-            if not reused:
-                raise
-            # The server closed the kept connection while it was idle: once more, on a new one.
-            return self._exchange(where, self._connect(where), path, data)
-
-    def _exchange(
-        self, where: tuple[str, str, int], conn: http.client.HTTPConnection, path: str, data: bytes
-    ) -> tuple[int, str]:
-        try:
-            conn.request(
+            response = self._pool.request(
                 "POST",
-                path,
-                body=data,
+                url,
+                body=json.dumps(body).encode("utf-8"),
                 headers={"Content-Type": "application/json;charset=utf-8", "User-Agent": "canary-bot"},
             )
-            response = conn.getresponse()
-            text = response.read().decode("utf-8", errors="replace")
-        except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
-            conn.close()
-            raise
-        except http.client.HTTPException as exc:  # not an OSError: the drainer retries OSErrors
-            conn.close()
+        except urllib3.exceptions.HTTPError as exc:  # not an OSError: the drainer retries OSErrors
             raise ConnectionError(f"response_url: {type(exc).__name__}: {exc}") from exc
-        except BaseException:
-            conn.close()
-            raise
-        if response.will_close:
-            conn.close()
-        else:
-            self._give_back(where, conn)
-        return response.status, text
-
-    def _take(self, where: tuple[str, str, int]) -> tuple[http.client.HTTPConnection, bool]:
-        with self._lock:
-            idle = self._idle.get(where)
-            if idle:
-                return idle.pop(), True
-        return self._connect(where), False
-
-    def _give_back(self, where: tuple[str, str, int], conn: http.client.HTTPConnection) -> None:
-        with self._lock:
-            idle = self._idle.setdefault(where, [])
-            if len(idle) < self.IDLE_PER_HOST:
-                idle.append(conn)
-                return
-        conn.close()
-
-    def _connect(self, where: tuple[str, str, int]) -> http.client.HTTPConnection:
-        scheme, host, port = where
-        if scheme == "http":
-            return http.client.HTTPConnection(host, port, timeout=self._timeout)
-        if self._tls is None:
-            self._tls = ssl.create_default_context()
-        return http.client.HTTPSConnection(host, port, timeout=self._timeout, context=self._tls)
+        return response.status, response.data.decode("utf-8", errors="replace")
 
 
 def _proxied(url: str, scheme: str) -> bool:
