@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.model import AliasState
+from bot.units import Weight
 
 IntentKind = Literal["start", "next_step", "weight", "promote", "rollback", "revert", "fallback"]
 # open → recorded (the alias write is recorded; what follows it is not yet done) → done.
@@ -44,7 +45,7 @@ class Routing(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     version: str
-    weights: dict[str, float] = Field(default_factory=dict)
+    weights: dict[str, Weight] = Field(default_factory=dict)
 
     @classmethod
     def of(cls, alias: AliasState) -> Routing:

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.units import Percent
+from bot.units import Percent, Weight
 
 
 class State(StrEnum):
@@ -102,11 +102,9 @@ class Deployment(BaseModel):
     alias: str
     stable_version: str
     canary_version: str
-    steps: tuple[float, ...]  # canary weight of each step, each in (0, 1), rising
+    steps: tuple[Weight, ...]  # canary weight of each step, each in (0, 1), rising
     step_index: int = 0
-    weight: float = Field(
-        ge=0, le=1, allow_inf_nan=False
-    )  # canary weight now (the planned first weight before start)
+    weight: Weight  # canary weight now (the planned first weight before start)
     soak: timedelta  # soak of each step
     state: State = State.PLANNED
     held_from: State | None = None  # where `resume` returns to

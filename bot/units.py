@@ -149,6 +149,9 @@ def _duration_validator(value: Any) -> timedelta:
 Percent = Annotated[
     float, BeforeValidator(_percent_validator), PlainSerializer(format_percent, when_used="json")
 ]
+# A share of traffic, parsed by the same rule as Percent ("5%", or a fraction from code; 0%..100%) but kept a
+# float in JSON too, so a stored weight reads back exactly (Percent's "5%" text is rounded for people).
+Weight = Annotated[float, BeforeValidator(_percent_validator)]
 Duration = Annotated[
     timedelta, BeforeValidator(_duration_validator), PlainSerializer(format_duration, when_used="json")
 ]

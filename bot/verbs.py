@@ -16,7 +16,7 @@ from typing import Annotated, Literal, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.units import UnitError, parse_duration, parse_percent
+from bot.units import UnitError, Weight, parse_duration, parse_percent
 
 FUNCTION_NAME = re.compile(
     r"^[A-Za-z0-9_-]{1,64}$|^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+$"
@@ -91,7 +91,7 @@ class StartArgs(_Base):
     function: str
     version: str | None = None
     alias: str | None = None
-    weight: float | None = None
+    weight: Weight | None = None
     soak: timedelta | None = None
     publish: bool = False
     set_env: dict[str, str] = Field(default_factory=dict)
@@ -144,7 +144,7 @@ class HistoryArgs(_Base):
 class WeightArgs(_Base):
     verb: Literal["weight"] = "weight"
     function: str
-    weight: float
+    weight: Weight
     alias: str | None = None
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import PolicyError, load_policy
-from bot.model import Thresholds
+from bot.model import State, Thresholds
 from bot.units import UnitError, parse_percent
 from bot.verbs import UsageError, parse_text
 
@@ -76,3 +76,19 @@ def test_percent_thresholds_in_the_policy_file_load() -> None:
 
 def test_code_may_still_pass_fractions() -> None:
     assert Thresholds(error_rate=0.02).error_rate == 0.02
+
+
+def test_weights_carry_the_percent_rule_from_the_verb_to_the_stored_deployment_and_read_back_exactly() -> None:
+    from bot.intents import Routing
+    from bot.model import Deployment
+    from tests.support.canary_core import in_state
+
+    d = in_state(State.CANARY)
+    assert Deployment.model_validate({**dict(d), "weight": "12.3456%"}).weight == pytest.approx(0.123456)
+    stored = d.model_copy(update={"weight": 0.123456789}).model_dump_json()
+    assert Deployment.model_validate_json(stored).weight == 0.123456789  # a float in JSON: no rounding
+    for bad in (7.5, -0.1, float("nan"), "5"):
+        with pytest.raises(ValueError):
+            Deployment.model_validate({**dict(d), "weight": bad})
+    with pytest.raises(ValueError):
+        Routing(version="1", weights={"2": 1.5})
