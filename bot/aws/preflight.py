@@ -50,7 +50,7 @@ def _asking(what: str) -> Iterator[None]:
     except ClientError as exc:
         error = exc.response.get("Error", {})
         raise _Unknown(f"{what}: {error.get('Code')}: {error.get('Message')}") from exc
-    except (BotoCoreError, NotImplementedError) as exc:
+    except BotoCoreError as exc:
         raise _Unknown(f"{what}: {exc}") from exc
 
 
