@@ -72,6 +72,16 @@ class PreflightRequest(_Frozen):
         """'v3', or '$LATEST' (to be published)."""
         return f"v{self.version}" if self.version else LATEST
 
+    def environment_after(self, env: dict[str, str]) -> dict[str, str]:
+        """`env` with the --publish changes applied (what the version to be published will carry)."""
+        after = dict(env)
+        for key, value in self.env_changes.items():
+            if value is None:
+                after.pop(key, None)
+            else:
+                after[key] = value
+        return after
+
 
 class SecurityRule(_Frozen):
     """One ingress or egress permission of a security group, as EC2 describes it."""
@@ -141,13 +151,7 @@ class PreflightFacts(_Frozen):
     def target_environment(self) -> dict[str, str] | None:
         if self.environment is None:
             return None
-        env = dict(self.environment)
-        for key, value in self.request.env_changes.items():
-            if value is None:
-                env.pop(key, None)
-            else:
-                env[key] = value
-        return env
+        return self.request.environment_after(self.environment)
 
 
 class CheckResult(_Frozen):

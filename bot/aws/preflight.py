@@ -181,12 +181,7 @@ class AwsPreflight:
         return tuple(s["CidrBlock"] for s in subnets if s.get("CidrBlock"))
 
     def _cache(self, request: PreflightRequest, facts: dict[str, Any]) -> dict[str, Any]:
-        env = dict(facts.get("environment") or {})
-        for key, value in request.env_changes.items():
-            if value is None:
-                env.pop(key, None)
-            else:
-                env[key] = value
+        env = request.environment_after(dict(facts.get("environment") or {}))
         url = env.get(request.settings.cache_url_env)
         if url is None:
             return {}

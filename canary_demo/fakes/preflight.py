@@ -117,12 +117,7 @@ class FakePreflight:
         return PreflightFacts(**facts, unknown=unknown)
 
     def _cache(self, request: PreflightRequest, env: dict[str, str], fn: FakeFunction) -> dict[str, Any]:
-        target = dict(env)
-        for key, value in request.env_changes.items():
-            if value is None:
-                target.pop(key, None)
-            else:
-                target[key] = value
+        target = request.environment_after(env)
         url = target.get(request.settings.cache_url_env)
         if url is None:
             return {}
