@@ -13,7 +13,6 @@ from pydantic import BaseModel
 
 from bot.actors import Actor, NotAuthorized
 from bot.canary import IllegalTransition, InvalidPlan
-from bot.composition import Runbook, build_runbook
 from bot.config import PolicyError
 from bot.console import Console
 from bot.locks import Locked
@@ -39,6 +38,7 @@ from bot.service import (
     StatusEntry,
 )
 from bot.units import format_duration, format_percent
+from bot.usecases.runbook import Runbook
 from bot.verbs import (
     ExtendArgs,
     FallbackArgs,
@@ -98,11 +98,8 @@ def run(
     service: CanaryService,
     actor: Actor,
     console: Console,
-    runbook: Runbook | None = None,
 ) -> int:
-    """Parse and run one verb. Every failure is one line (plus the usage line for bad input).
-
-    `runbook` (revert, fallback, locks) defaults to one built on the service's ports."""
+    """Parse and run one verb. Every failure is one line (plus the usage line for bad input)."""
     as_json = _pop_flag(words, "--json")
     yes = _pop_flag(words, "--yes") | _pop_flag(words, "-y")
     try:
@@ -111,8 +108,7 @@ def run(
             # A question would corrupt machine-readable output, and --json must not imply --yes.
             raise UsageError(f"--json with {args.verb} needs --yes (there is no one to ask)", args.verb)
         if isinstance(args, RevertArgs | FallbackArgs | LockArgs | UnlockArgs | StatusArgs):
-            book = runbook or build_runbook(service)
-            return _dispatch_runbook(args, service, book, actor, console, as_json=as_json, yes=yes)
+            return _dispatch_runbook(args, service, service.runbook, actor, console, as_json=as_json, yes=yes)
         return _dispatch(args, service, actor, console, as_json=as_json, yes=yes)
     except UsageError as exc:
         _fail(console, as_json, exc, usage=exc.usage)

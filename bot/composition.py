@@ -33,8 +33,7 @@ from bot.ports import (
 )
 from bot.service import CanaryService, why_alarm_rollback_off
 from bot.sns_fanout import SnsFanout, wants_fanout
-from bot.usecases.locks import DeployLocks
-from bot.usecases.recovery import Fallback, Revert
+from bot.usecases.runbook import Runbook
 
 if TYPE_CHECKING:
     from bot.alarm_responder import AlarmResponder
@@ -234,38 +233,9 @@ def alarm_responder(service: CanaryService, *, default_channel: str | None = Non
     )
 
 
-@dataclass
-class Runbook:
-    """The runbook's use cases beyond the canary itself (bot.usecases): revert, fallback, deploy locks."""
-
-    revert: Revert
-    fallback: Fallback
-    locks: DeployLocks
-
-
 def build_runbook(service: CanaryService) -> Runbook:
-    """Revert, fallback and locks, on the same ports as the service's use cases (store, traffic, the
-    reconciler, clock, policy and authorizer)."""
-    ports = service.ports
-    wiring: dict[str, Any] = {
-        "store": ports.store,
-        "traffic": ports.traffic,
-        "reconciler": service.reconciler,
-        "clock": ports.clock,
-        "policy": ports.policy,
-        "authorizer": ports.authorizer,
-    }
-    return Runbook(
-        revert=Revert(**wiring),
-        fallback=Fallback(**wiring),
-        locks=DeployLocks(
-            store=ports.store,
-            clock=ports.clock,
-            policy=ports.policy,
-            authorizer=ports.authorizer,
-            traffic=ports.traffic,
-        ),
-    )
+    """Revert, fallback and locks: built with the service's other use cases, on the same ports."""
+    return service.runbook
 
 
 def service_from_settings(settings: Settings, *, clock: Clock | None = None) -> CanaryService:

@@ -21,8 +21,10 @@ from bot.reconciler import Reconciler
 from bot.usecases.announcer import Announcer
 from bot.usecases.automatic import Automatic
 from bot.usecases.controlling import Controlling
+from bot.usecases.locks import DeployLocks
 from bot.usecases.lookup import Lookup
 from bot.usecases.queries import Queries
+from bot.usecases.recovery import Fallback, Revert
 from bot.usecases.refusals import (
     ActionPending,
     AlarmsFiring,
@@ -32,6 +34,7 @@ from bot.usecases.refusals import (
     Refused,
 )
 from bot.usecases.results import PLAN_TTL, ActionResult, HistoryEntry, StartPlan, StatusEntry
+from bot.usecases.runbook import Runbook
 from bot.usecases.starting import Starting, default_id, why_alarm_rollback_off
 from bot.usecases.writer import AliasWriter
 
@@ -45,7 +48,6 @@ class ServicePorts:
     store: StorePort
     clock: Clock
     policy: Policy
-    authorizer: Authorizer  # for the runbook's use cases (bot.composition.build_runbook)
 
 
 class CanaryService:
@@ -68,9 +70,7 @@ class CanaryService:
         preflight: PreflightPort | None = None,
     ) -> None:
         authorizer = authorizer or Authorizer()
-        self.ports = ServicePorts(
-            traffic=traffic, store=store, clock=clock, policy=policy, authorizer=authorizer
-        )
+        self.ports = ServicePorts(traffic=traffic, store=store, clock=clock, policy=policy)
         self.announcer = Announcer(notifier or NullNotifier(), store, clock)
         self.lookup = Lookup(store, policy)
         # The one guarded alias writer: every traffic change is an intent the reconciler drives to done.
@@ -118,6 +118,28 @@ class CanaryService:
         )
         self.queries = Queries(
             traffic=traffic, store=store, policy=policy, lookup=self.lookup, authorizer=authorizer
+        )
+
+        self.runbook = Runbook(
+            revert=Revert(
+                store=store,
+                traffic=traffic,
+                reconciler=self.reconciler,
+                clock=clock,
+                policy=policy,
+                authorizer=authorizer,
+            ),
+            fallback=Fallback(
+                store=store,
+                traffic=traffic,
+                reconciler=self.reconciler,
+                clock=clock,
+                policy=policy,
+                authorizer=authorizer,
+            ),
+            locks=DeployLocks(
+                store=store, clock=clock, policy=policy, authorizer=authorizer, traffic=traffic
+            ),
         )
 
         # The front door: each verb is the use case's own method (one signature, no second copy here).

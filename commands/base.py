@@ -15,13 +15,13 @@ from slack_bolt import Ack, Respond
 from bot import views
 from bot.actors import Actor, NotAuthorized
 from bot.canary import IllegalTransition, InvalidPlan
-from bot.composition import Runbook, build_runbook
 from bot.config import PolicyError
 from bot.outbox import Outbox
 from bot.ports import AwsFailure, CanaryError, Clock, NotFound, StorePort
 from bot.service import ActionPending, ActionResult, CanaryService, NotInPolicy
 from bot.soak import SoakRunner
 from bot.units import format_percent
+from bot.usecases.runbook import Runbook
 from bot.verbs import UsageError
 
 log = logging.getLogger(__name__)
@@ -35,13 +35,10 @@ class Deps:
     soak: SoakRunner | None = None  # latest figures for status and App Home, read from the store
     # Answers to response_urls go through the outbox (retried while Slack is down); None: sent at once.
     outbox: Outbox | None = None
-    # Revert, fallback and locks (bot.composition.build_runbook); built from the service's ports when None.
-    runbook: Runbook | None = None
 
     def recovery(self) -> Runbook:
-        if self.runbook is None:
-            self.runbook = build_runbook(self.service)
-        return self.runbook
+        """Revert, fallback and locks (bot.usecases.runbook)."""
+        return self.service.runbook
 
     def answer(self, respond: Respond, payload: dict[str, Any]) -> None:
         """Answer the asker through their response_url."""
