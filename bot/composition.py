@@ -64,10 +64,11 @@ def aws_adapters(settings: Settings) -> AwsAdapters:
 
     region = settings.aws_region
     cloudwatch = cloudwatch_client(region=region)
-    cache = LogsInsightsCache(logs_client(region=region), sleep=time.sleep, monotonic=time.monotonic)
+    logs = logs_client(region=region)
+    cache = LogsInsightsCache(logs, sleep=time.sleep, monotonic=time.monotonic)
     lambdas = lambda_client(region=region)
     metrics = CloudWatchMetrics(cloudwatch, cache)
-    alarms = CloudWatchAlarms(cloudwatch, region, logs=logs_client(region=region))
+    alarms = CloudWatchAlarms(cloudwatch, region, logs=logs)
     return AwsAdapters(
         traffic=LambdaTraffic(lambdas),
         metrics=metrics,
